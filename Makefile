@@ -1,0 +1,40 @@
+# Podium build targets. `make test` is the command README.md gives and .ci/run runs.
+GO ?= go
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: all setup build wasm test test-short check bench demo clean
+
+all: build
+
+setup:
+	./scripts/setup.sh
+
+build:
+	$(GO) build ./...
+
+# wasm builds every plugin and test fixture from source (see plugins/*/README.md).
+wasm:
+	@if [ -x scripts/build-wasm.sh ]; then ./scripts/build-wasm.sh; fi
+
+test: setup wasm
+	$(GO) vet ./...
+	$(GO) test -race -timeout 20m ./...
+
+test-short: wasm
+	$(GO) test -short ./...
+
+check:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	@cp go.mod /tmp/podium-go.mod.bak; cp go.sum /tmp/podium-go.sum.bak; \
+	  $(GO) mod tidy; \
+	  if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changes go.mod/go.sum"; git diff -- go.mod go.sum; exit 1; fi
+
+bench: wasm
+	$(GO) test -run '^$$' -bench . -benchmem ./engine/... ./bench/...
+
+demo:
+	$(GO) run ./cmd/engine --demo
+
+clean:
+	rm -rf bin .cache
