@@ -8,6 +8,8 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+
+	"github.com/podium-rank/podium/engine/features"
 )
 
 // MaxAttributes bounds how many categorical attribute names (category, brand, ...) a
@@ -77,15 +79,45 @@ type Catalog struct {
 	attrNames *Interner
 	attrs     [MaxAttributes]atomic.Pointer[attribute]
 
+	itemSchema *features.Schema
+	itemFeats  *features.ItemStore
+	userSchema *features.Schema
+	userStore  *features.UserStore
+
 	live    atomic.Int64
 	version atomic.Uint64
 }
 
-// New returns an empty catalog whose item and user embeddings have dim dimensions.
-// dim may be 0 for a catalog without embeddings.
-func New(dim int) *Catalog {
-	c := &Catalog{dim: dim, items: NewInterner(), users: NewInterner(), attrNames: NewInterner()}
-	c.emb.dim = dim
+// Config sizes a catalog. Zero values get the defaults.
+type Config struct {
+	// Dim is the embedding dimension of items and users; 0 for a catalog without embeddings.
+	Dim int
+	// MaxItemFeatures bounds the number of item feature names (default 256).
+	MaxItemFeatures int
+	// MaxUserFeatures bounds the number of user feature names (default 256).
+	MaxUserFeatures int
+	// UserCacheBytes sizes the fastcache that holds user rows (default 256 MiB). When it
+	// is full the oldest rows are evicted, and such users rank as unknown until reloaded.
+	UserCacheBytes int
+}
+
+// New returns an empty catalog.
+func New(cfg Config) *Catalog {
+	if cfg.MaxItemFeatures <= 0 {
+		cfg.MaxItemFeatures = 256
+	}
+	if cfg.MaxUserFeatures <= 0 {
+		cfg.MaxUserFeatures = 256
+	}
+	if cfg.UserCacheBytes <= 0 {
+		cfg.UserCacheBytes = 256 << 20
+	}
+	c := &Catalog{dim: cfg.Dim, items: NewInterner(), users: NewInterner(), attrNames: NewInterner()}
+	c.emb.dim = cfg.Dim
+	c.itemSchema = features.NewSchema(cfg.MaxItemFeatures)
+	c.itemFeats = features.NewItemStore(cfg.MaxItemFeatures, 0)
+	c.userSchema = features.NewSchema(cfg.MaxUserFeatures)
+	c.userStore = features.NewUserStore(cfg.UserCacheBytes)
 	return c
 }
 
@@ -186,6 +218,15 @@ func (c *Catalog) Upsert(it *Item) (uint32, error) {
 	for _, a := range it.Attributes {
 		if err := c.setAttrLocked(id, a.Name, a.Value); err != nil {
 			return id, err
+		}
+	}
+	for _, f := range it.Features {
+		col, err := c.itemSchema.Intern(f.Name)
+		if err != nil {
+			return id, fmt.Errorf("cannot store feature %q: %w", f.Name, err)
+		}
+		if err := c.itemFeats.Set(id, col, f.Value); err != nil {
+			return id, fmt.Errorf("cannot store feature %q: %w", f.Name, err)
 		}
 	}
 	c.state.store(id, st)
@@ -333,3 +374,92 @@ func (c *Catalog) AttributeValue(ai int, id uint32) string {
 	}
 	return c.attrs[ai].Load().vals.Name(code - 1)
 }
+
+// ItemSchema returns the registry of item feature names.
+func (c *Catalog) ItemSchema() *features.Schema { return c.itemSchema }
+
+// ItemFeatures returns the item feature store.
+func (c *Catalog) ItemFeatures() *features.ItemStore { return c.itemFeats }
+
+// FeatureColumn returns the column of an item feature name.
+func (c *Catalog) FeatureColumn(name string) (int, bool) { return c.itemSchema.Lookup(name) }
+
+// GatherFeatures writes item features cols of ids column-major into dst (NaN where
+// missing); see features.ItemStore.Gather.
+func (c *Catalog) GatherFeatures(ids []uint32, cols []int, dst []float32) []float32 {
+	return c.itemFeats.Gather(ids, cols, dst)
+}
+
+// ItemFeature returns one item feature value, NaN when missing.
+func (c *Catalog) ItemFeature(id uint32, col int) float32 { return c.itemFeats.Get(id, col) }
+
+// SetItemFeature sets one feature of a live item.
+func (c *Catalog) SetItemFeature(id uint32, name string, v float32) error {
+	if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+		return fmt.Errorf("%w: feature %q", ErrNotFinite, name)
+	}
+	if !c.Live(id) {
+		return ErrUnknownItem
+	}
+	col, err := c.itemSchema.Intern(name)
+	if err != nil {
+		return err
+	}
+	if err := c.itemFeats.Set(id, col, v); err != nil {
+		return err
+	}
+	c.version.Add(1)
+	return nil
+}
+
+// UserSchema returns the registry of user feature names.
+func (c *Catalog) UserSchema() *features.Schema { return c.userSchema }
+
+// ValidateUser checks a user without storing it.
+func (c *Catalog) ValidateUser(u *User) error {
+	if u.ID == "" {
+		return ErrEmptyID
+	}
+	if u.Embedding != nil {
+		if err := c.CheckVector(u.Embedding); err != nil {
+			return err
+		}
+	}
+	for _, f := range u.Features {
+		if f.Name == "" {
+			return errors.New("catalog: feature name is empty")
+		}
+		if math.IsNaN(float64(f.Value)) || math.IsInf(float64(f.Value), 0) {
+			return fmt.Errorf("%w: feature %q", ErrNotFinite, f.Name)
+		}
+	}
+	return nil
+}
+
+// UpsertUser stores u, replacing any earlier row of the same user, and returns its dense id.
+func (c *Catalog) UpsertUser(u *User) (uint32, error) {
+	if err := c.ValidateUser(u); err != nil {
+		return 0, err
+	}
+	cols := make([]int, len(u.Features))
+	vals := make([]float32, len(u.Features))
+	for i, f := range u.Features {
+		col, err := c.userSchema.Intern(f.Name)
+		if err != nil {
+			return 0, fmt.Errorf("cannot store user feature %q: %w", f.Name, err)
+		}
+		cols[i], vals[i] = col, f.Value
+	}
+	id, _ := c.users.Intern(u.ID)
+	if err := c.userStore.PutUser(id, cols, vals, u.Embedding); err != nil {
+		return id, err
+	}
+	return id, nil
+}
+
+// User reads a user's row (features and embedding) into row and reports whether it is
+// known. It allocates nothing once row has grown.
+func (c *Catalog) User(id uint32, row *features.UserRow) bool { return c.userStore.GetUser(id, row) }
+
+// DeleteUser forgets a user's row; the id stays interned.
+func (c *Catalog) DeleteUser(id uint32) { c.userStore.DeleteUser(id) }

@@ -2,13 +2,14 @@ package catalog
 
 import (
 	"errors"
+	"github.com/podium-rank/podium/engine/features"
 	"strings"
 	"sync"
 	"testing"
 )
 
 func TestUpsertAndRead(t *testing.T) {
-	c := New(3)
+	c := New(Config{Dim: 3})
 	id, err := c.Upsert(&Item{ID: "i1", Embedding: []float32{1, 2, 3}, InStock: true,
 		Attributes: []Attribute{{"category", "shoes"}, {"brand", "acme"}}})
 	if err != nil {
@@ -47,7 +48,7 @@ func TestUpsertAndRead(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	c := New(2)
+	c := New(Config{Dim: 2})
 	f := func(it Item, want error) {
 		t.Helper()
 		_, err := c.Upsert(&it)
@@ -65,7 +66,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestTooManyAttributes(t *testing.T) {
-	c := New(0)
+	c := New(Config{Dim: 0})
 	attrs := make([]Attribute, MaxAttributes+1)
 	for i := range attrs {
 		attrs[i] = Attribute{Name: strings.Repeat("a", i+1), Value: "x"}
@@ -76,7 +77,7 @@ func TestTooManyAttributes(t *testing.T) {
 }
 
 func TestConcurrentReadWrite(t *testing.T) {
-	c := New(4)
+	c := New(Config{Dim: 4})
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for r := 0; r < 2; r++ {
@@ -130,5 +131,36 @@ func itoa(i int) string {
 		if i == 0 {
 			return string(b[n:])
 		}
+	}
+}
+
+func TestFeaturesAndUsers(t *testing.T) {
+	c := New(Config{Dim: 2})
+	id, err := c.Upsert(&Item{ID: "i1", InStock: true, Features: []Feature{{"price", 9.5}, {"popularity", 0.25}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, ok := c.FeatureColumn("price")
+	if !ok || c.ItemFeature(id, col) != 9.5 {
+		t.Fatalf("price col %d ok %v", col, ok)
+	}
+	pc, _ := c.FeatureColumn("popularity")
+	got := c.GatherFeatures([]uint32{id, 7}, []int{col, pc}, nil)
+	if got[0] != 9.5 || got[2] != 0.25 || got[1] == got[1] {
+		t.Fatalf("gather = %v (want price, NaN, popularity, NaN)", got)
+	}
+	if err := c.SetItemFeature(id, "price", 3); err != nil || c.ItemFeature(id, col) != 3 {
+		t.Fatalf("SetItemFeature: %v", err)
+	}
+	uid, err := c.UpsertUser(&User{ID: "u1", Embedding: []float32{1, 0}, Features: []Feature{{"age", 31}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UpsertUser(&User{ID: "u2", Embedding: []float32{1}}); !errors.Is(err, ErrDimension) {
+		t.Fatalf("bad user dim: %v", err)
+	}
+	var row features.UserRow
+	if !c.User(uid, &row) || len(row.Emb) != 2 || row.Vals[0] != 31 {
+		t.Fatalf("user row %+v", row)
 	}
 }

@@ -6,7 +6,7 @@ import (
 )
 
 func TestReadItemsReportsBadLines(t *testing.T) {
-	c := New(2)
+	c := New(Config{Dim: 2})
 	in := strings.Join([]string{
 		`{"id":"i1","embedding":[1,2],"features":{"price":3.5},"attributes":{"category":"shoes","year":2020},"stock":3}`,
 		`{"id":"","embedding":[1,2]}`,
@@ -86,7 +86,7 @@ func FuzzReadItems(f *testing.F) {
 	f.Add([]byte("{\"id\":\"a\"}\n{\"id\":\"a\"}\n\n{"))
 	f.Add([]byte(`{"id":"x","attributes":{"a":[1]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c := New(2)
+		c := New(Config{Dim: 2})
 		lines := strings.Count(string(data), "\n") + 1
 		rep, err := ReadItems(strings.NewReader(string(data)), c.Validate, func(it *Item) error {
 			_, err := c.Upsert(it)
