@@ -314,7 +314,24 @@ func (r *runner) runOpen(ctx context.Context) {
 			}
 		})
 	}
+	wg.Go(func() {
+		// The scheduler gets a thread of its own with precise sleeps; see sleepShort.
+		lockPreciseThread() // never unlocked: the thread ends with this goroutine
+		defer close(jobs)
+		r.schedule(ctx, jobs, &inFlight)
+	})
+	wg.Wait()
+}
 
+// preciseSleepMax is the longest wait the scheduler sleeps with sleepShort; longer waits
+// use a timer that cancellation can interrupt.
+const preciseSleepMax = 2 * time.Millisecond
+
+// schedule sends job k at k/Rate seconds after the start until the run ends, dropping it
+// if MaxInFlight jobs are outstanding. A late scheduler sends the jobs that are due at
+// once, each still carrying its own scheduled time.
+func (r *runner) schedule(ctx context.Context, jobs chan<- job, inFlight *atomic.Int64) {
+	cfg := r.cfg
 	warm := cfg.Warmup
 	end := time.Duration(-1)
 	if cfg.Duration > 0 {
@@ -325,26 +342,34 @@ func (r *runner) runOpen(ctx context.Context) {
 	left := cfg.Requests
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for k := 0; !r.stop.Load(); k++ {
+	for k := 0; ; k++ {
 		at := time.Duration(float64(k) * perReq)
 		if end >= 0 && at >= end {
-			break
+			return
 		}
 		measured := at >= warm
 		if measured && cfg.Requests > 0 {
 			if left == 0 {
-				break
+				return
 			}
 			left--
 		}
-		if d := at - r.since(); d > 0 {
-			timer.Reset(d)
+		for {
+			if r.stop.Load() {
+				return
+			}
+			d := at - r.since()
+			if d <= 0 {
+				break
+			}
+			if d <= preciseSleepMax {
+				sleepShort(d)
+				continue
+			}
+			timer.Reset(d - preciseSleepMax/2)
 			select {
 			case <-timer.C:
 			case <-ctx.Done():
-			}
-			if r.stop.Load() {
-				break
 			}
 		}
 		if inFlight.Load() >= limit {
@@ -356,8 +381,6 @@ func (r *runner) runOpen(ctx context.Context) {
 		inFlight.Add(1)
 		jobs <- job{i: k, at: at, measured: measured}
 	}
-	close(jobs)
-	wg.Wait()
 }
 
 // report merges the workers' results.
