@@ -202,6 +202,9 @@ func (s *ItemStore) Get(id uint32, col int) float32 {
 	return math.Float32frombits(atomic.LoadUint32(&b[slotIndex(id, col)]))
 }
 
+// gatherBatch is how many items Gather touches ahead of copying; see Gather.
+const gatherBatch = 64
+
 // Gather reads features cols of items ids into a column-major matrix: dst[f*len(ids)+i] is
 // feature cols[f] of item ids[i], NaN where missing. It reuses dst when cap(dst) is at least
 // len(ids)*len(cols) and allocates nothing then; otherwise it allocates a new slice. It
@@ -213,27 +216,55 @@ func (s *ItemStore) Gather(ids []uint32, cols []int, dst []float32) []float32 {
 		dst = make([]float32, need)
 	}
 	dst = dst[:need]
+	// The column groups the request needs, each once (on the stack).
+	var seen [MaxColumns / groupCols / 64]uint64
+	var groupBuf [MaxColumns / groupCols]uint8
+	groups := groupBuf[:0]
 	for _, col := range cols {
 		s.checkCol(col)
+		g := col >> groupBits
+		if seen[g>>6]&(1<<(g&63)) == 0 {
+			seen[g>>6] |= 1 << (g & 63)
+			groups = append(groups, uint8(g))
+		}
 	}
 	missing := Missing()
 	dir := *s.dir.Load()
-	for i, id := range ids {
-		ci := int(id >> chunkBits)
-		if ci >= len(dir) {
-			for f := range cols {
-				dst[f*n+i] = missing
+	for lo := 0; lo < n; lo += gatherBatch {
+		hi := min(lo+gatherBatch, n)
+		// Random items miss the cache. Copying an item's 32 values is a long loop body, so
+		// the CPU would have only about one item's misses in flight; this short first pass
+		// loads one word per needed cache line of gatherBatch items, so their misses overlap
+		// and the copy below hits the cache. It made Gather 2-3x faster (features-bench.md).
+		// The compiler keeps an atomic load even when its result is unused.
+		for _, id := range ids[lo:hi] {
+			if ci := int(id >> chunkBits); ci < len(dir) {
+				base := int(id&(chunkItems-1)) << groupBits
+				for _, g := range groups {
+					if b := dir[ci].groups[g].Load(); b != nil {
+						atomic.LoadUint32(&b[base])
+					}
+				}
 			}
-			continue
 		}
-		groups := dir[ci].groups
-		base := int(id&(chunkItems-1)) << groupBits
-		for f, col := range cols {
-			v := missing
-			if b := groups[col>>groupBits].Load(); b != nil {
-				v = math.Float32frombits(atomic.LoadUint32(&b[base|col&(groupCols-1)]))
+		for i := lo; i < hi; i++ {
+			id := ids[i]
+			ci := int(id >> chunkBits)
+			if ci >= len(dir) {
+				for f := range cols {
+					dst[f*n+i] = missing
+				}
+				continue
 			}
-			dst[f*n+i] = v
+			blocks := dir[ci].groups
+			base := int(id&(chunkItems-1)) << groupBits
+			for f, col := range cols {
+				v := missing
+				if b := blocks[col>>groupBits].Load(); b != nil {
+					v = math.Float32frombits(atomic.LoadUint32(&b[base|col&(groupCols-1)]))
+				}
+				dst[f*n+i] = v
+			}
 		}
 	}
 	return dst
