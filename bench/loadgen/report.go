@@ -240,9 +240,13 @@ func (r *Report) Markdown() string {
 	if r.TargetRate > 0 {
 		target = fmt.Sprintf("%g", r.TargetRate)
 	}
+	name := r.Name
+	if name == "" {
+		name = "–"
+	}
 	l := r.Latency
 	return fmt.Sprintf("| %s | %s | %d | %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s |\n",
-		r.Name, r.Mode, r.Concurrency, target, r.Requests, r.RPS, r.Errors.String(),
+		name, r.Mode, r.Concurrency, target, r.Requests, r.RPS, r.Errors.String(),
 		fmtDur(l.P50), fmtDur(l.P90), fmtDur(l.P99), fmtDur(l.P999), fmtDur(l.Max), fmtDur(l.Mean))
 }
 
