@@ -78,9 +78,10 @@ func decodeUserRowInto(src []byte, r *UserRow) error {
 	p += k
 	r.Cols = slices.Grow(r.Cols, int(n))
 	r.Vals = slices.Grow(r.Vals, int(n))
+	var seen colSet
 	for i := uint64(0); i < n; i++ {
 		c, k := binary.Uvarint(src[p:])
-		if k <= 0 || c >= MaxColumns || len(src)-p-k < 4 {
+		if k <= 0 || c >= MaxColumns || len(src)-p-k < 4 || !seen.add(int(c)) {
 			return fmt.Errorf("%w: user row feature %d", ErrCorrupt, i)
 		}
 		p += k
@@ -95,6 +96,19 @@ func decodeUserRowInto(src []byte, r *UserRow) error {
 	p += k
 	r.Emb = decodeFloat32s(src[p:], r.Emb)
 	return nil
+}
+
+// colSet is a set of column ids in [0, MaxColumns), 512 bytes, meant for the stack.
+type colSet [MaxColumns / 64]uint64
+
+// add inserts c and reports whether it was absent.
+func (s *colSet) add(c int) bool {
+	w, bit := c>>6, uint64(1)<<(c&63)
+	if s[w]&bit != 0 {
+		return false
+	}
+	s[w] |= bit
+	return true
 }
 
 // appendFloat32s appends the header and values of a float32 vector to dst.

@@ -67,6 +67,7 @@ func TestDecodeUserRowRejects(t *testing.T) {
 		{"header only", []byte{hdrUserRow1}},
 		{"huge count", cat([]byte{hdrUserRow1}, uv(math.MaxUint64), make([]byte, 16))},
 		{"count beyond input", cat([]byte{hdrUserRow1}, uv(3), uv(0), make([]byte, 4), uv(0))},
+		{"duplicate column", cat([]byte{hdrUserRow1}, uv(2), uv(3), make([]byte, 4), uv(3), make([]byte, 4), uv(0))},
 		{"column too large", cat([]byte{hdrUserRow1}, uv(1), uv(MaxColumns), make([]byte, 4), uv(0))},
 		{"overlong varint", cat([]byte{hdrUserRow1}, []byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})},
 		{"embedding count off", cat([]byte{hdrUserRow1}, uv(0), uv(2), make([]byte, 4))},

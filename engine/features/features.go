@@ -27,6 +27,8 @@ var (
 	ErrIDOutOfRange = errors.New("features: item id out of range")
 	// ErrLengthMismatch is returned when column and value slices differ in length.
 	ErrLengthMismatch = errors.New("features: columns and values differ in length")
+	// ErrDuplicateColumn is returned when a user row names a column twice.
+	ErrDuplicateColumn = errors.New("features: duplicate column")
 	// ErrTooLarge is returned when an encoded entry exceeds fastcache's 64 KiB entry limit.
 	ErrTooLarge = errors.New("features: entry too large for the cache")
 	// ErrCorrupt is returned when stored bytes cannot be decoded.

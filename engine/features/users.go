@@ -11,7 +11,7 @@ import (
 // (for example in a per-request scratch struct) and copy anything kept beyond the next call.
 // A UserRow is not goroutine-safe.
 type UserRow struct {
-	Cols []int     // column ids, in the order they were put
+	Cols []int     // column ids, unique, in the order they were put
 	Vals []float32 // Vals[k] is the value of column Cols[k]
 	Emb  []float32 // the embedding, empty if none was put
 
@@ -35,22 +35,22 @@ func (r *UserRow) Value(col int) (float32, bool) {
 }
 
 // Gather writes the value of each column of cols into dst[f] (NaN if the row lacks it) and
-// returns dst[:len(cols)], allocating only if cap(dst) < len(cols). If a column appears
-// twice in the row, the first occurrence wins.
+// returns dst[:len(cols)], allocating only if cap(dst) < len(cols).
 func (r *UserRow) Gather(cols []int, dst []float32) []float32 {
 	if cap(dst) < len(cols) {
 		dst = make([]float32, len(cols))
 	}
 	dst = dst[:len(cols)]
 	missing := Missing()
-	if len(r.Cols)*len(cols) <= 1024 { // small: a scan beats building an index
+	if nc := len(r.Cols); nc*len(cols) <= 1024 { // small: a scan beats building an index
+		// Each scan starts just after the previous match, so a request asking for columns
+		// in the order the row stores them finds each at the first probe.
+		next := 0
 		for f, col := range cols {
 			v := missing
-			for k, c := range r.Cols {
-				if c == col {
-					v = r.Vals[k]
-					break
-				}
+			if i := r.indexFrom(col, next); i >= 0 {
+				v = r.Vals[i]
+				next = i + 1
 			}
 			dst[f] = v
 		}
@@ -64,8 +64,8 @@ func (r *UserRow) Gather(cols []int, dst []float32) []float32 {
 	for i := range r.index {
 		r.index[i] = -1
 	}
-	for k := len(r.Cols) - 1; k >= 0; k-- { // backwards so the first occurrence wins
-		r.index[r.Cols[k]] = int32(k)
+	for k, c := range r.Cols {
+		r.index[c] = int32(k)
 	}
 	for f, col := range cols {
 		v := missing
@@ -77,6 +77,25 @@ func (r *UserRow) Gather(cols []int, dst []float32) []float32 {
 		dst[f] = v
 	}
 	return dst
+}
+
+// indexFrom returns the position of col in r.Cols, or -1, probing from start to the end and
+// then from 0. Columns in a row are unique (PutUser and the decoder enforce it), so any
+// match is the match.
+func (r *UserRow) indexFrom(col, start int) int {
+	cs := r.Cols
+	start = min(start, len(cs))
+	for k := start; k < len(cs); k++ {
+		if cs[k] == col {
+			return k
+		}
+	}
+	for k := 0; k < start; k++ {
+		if cs[k] == col {
+			return k
+		}
+	}
+	return -1
 }
 
 // UserStore keeps each user's features and optional embedding as one compact binary entry
@@ -108,15 +127,19 @@ func userKey(id uint32) [4]byte {
 
 // PutUser replaces user id's row with features vals[k] for columns cols[k] and the
 // embedding emb (nil for none). The slices may be reused after PutUser returns. It returns
-// ErrLengthMismatch or ErrTooLarge without storing anything, and panics if a column is
-// outside [0, MaxColumns).
+// ErrLengthMismatch, ErrDuplicateColumn or ErrTooLarge without storing anything, and panics
+// if a column is outside [0, MaxColumns).
 func (s *UserStore) PutUser(id uint32, cols []int, vals []float32, emb []float32) error {
 	if len(cols) != len(vals) {
 		return fmt.Errorf("cannot store user %d: %w (%d columns, %d values)", id, ErrLengthMismatch, len(cols), len(vals))
 	}
+	var seen colSet
 	for _, c := range cols {
 		if uint(c) >= MaxColumns {
 			panic(fmt.Sprintf("features: user column %d out of range [0,%d)", c, MaxColumns))
+		}
+		if !seen.add(c) {
+			return fmt.Errorf("cannot store user %d: %w (column %d)", id, ErrDuplicateColumn, c)
 		}
 	}
 	k := userKey(id)

@@ -42,6 +42,7 @@ func TestUserStorePutGet(t *testing.T) {
 func TestUserStoreErrors(t *testing.T) {
 	s := NewUserStore(MinKVBytes)
 	requireErrorIs(t, s.PutUser(1, []int{1, 2}, []float32{1}, nil), ErrLengthMismatch, "mismatch")
+	requireErrorIs(t, s.PutUser(1, []int{1, 2, 1}, []float32{1, 2, 3}, nil), ErrDuplicateColumn, "duplicate")
 	requireErrorIs(t, s.PutUser(1, nil, nil, make([]float32, 16381)), ErrTooLarge, "embedding too big")
 	requireNoError(t, s.PutUser(1, nil, nil, make([]float32, 16380)), "largest embedding")
 	var r UserRow
@@ -56,14 +57,13 @@ func TestUserStoreErrors(t *testing.T) {
 }
 
 func TestUserRowGather(t *testing.T) {
-	narrow := UserRow{Cols: []int{4, 1, 4}, Vals: []float32{40, 10, 99}}
+	narrow := UserRow{Cols: []int{4, 1, 7}, Vals: []float32{40, 10, 70}}
 	wideCols := make([]int, 100)
 	wideVals := make([]float32, 100)
 	for i := range wideCols {
 		wideCols[i] = 3 * i
 		wideVals[i] = float32(i)
 	}
-	wideCols[99], wideVals[99] = 0, 1000 // duplicate of column 0: first occurrence wins
 	wide := UserRow{Cols: wideCols, Vals: wideVals}
 	wideQuery := make([]int, 20)
 	wantWide := make([]float32, 20)
@@ -84,6 +84,8 @@ func TestUserRowGather(t *testing.T) {
 		want []float32
 	}{
 		{"narrow", &narrow, []int{1, 4, 2}, []float32{10, 40, nan}},
+		{"narrow, row order", &narrow, []int{4, 1, 7}, []float32{40, 10, 70}},
+		{"narrow, reversed", &narrow, []int{7, 1, 4, 7}, []float32{70, 10, 40, 70}},
 		{"narrow, no cols", &narrow, nil, []float32{}},
 		{"empty row", &UserRow{}, []int{0, 1}, []float32{nan, nan}},
 		{"wide uses index", &wide, wideQuery, wantWide},
