@@ -1,0 +1,122 @@
+// Command engine runs the Podium ranking engine.
+//
+//	engine --demo                      serve the built-in demo catalog on 127.0.0.1:8080
+//	engine --items items.ndjson --users users.ndjson --addr :8080
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/podium-rank/podium/engine"
+	"github.com/podium-rank/podium/engine/demo"
+	"github.com/podium-rank/podium/engine/server"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("engine", flag.ContinueOnError)
+	var (
+		addr      = fs.String("addr", "127.0.0.1:8080", "listen address for the public API")
+		demoMode  = fs.Bool("demo", false, "generate and serve the built-in demo catalog (100k items, 10k users)")
+		items     = fs.String("items", "", "NDJSON file of items to load at start")
+		users     = fs.String("users", "", "NDJSON file of users to load at start")
+		dim       = fs.Int("dim", 0, "embedding dimension (default: taken from --items)")
+		index     = fs.String("index", "hnsw", "ANN index: hnsw, flat or none")
+		metric    = fs.String("metric", "cosine", "similarity: cosine or dot")
+		efSearch  = fs.Int("ef-search", 0, "HNSW search beam width (default 100; never below the candidates asked)")
+		annCands  = fs.Int("ann-candidates", 500, "candidates retrieved from the ANN index per request")
+		popCands  = fs.Int("popular-candidates", 50, "popular items added to each personalised request")
+		demoItems = fs.Int("demo-items", 0, "items in the demo catalog (default 100000)")
+	)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg := engine.Config{Dim: *dim, Index: *index, Metric: *metric}
+	cfg.HNSW.EfSearch = *efSearch
+	cfg.Retrieval.ANN, cfg.Retrieval.Popular = *annCands, *popCands
+	dcfg := demo.DefaultConfig()
+	if *demoItems > 0 {
+		dcfg.Items = *demoItems
+	}
+	switch {
+	case *demoMode:
+		cfg.Dim = dcfg.Dim
+	case *items == "":
+		fmt.Fprintln(os.Stderr, "engine: give --demo, or --items FILE (see README.md)")
+		return 2
+	case cfg.Dim == 0:
+		d, err := engine.SniffDim(*items)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "engine:", err)
+			return 1
+		}
+		cfg.Dim = d
+	}
+	e, err := engine.New(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "engine: cannot listen:", err)
+		return 1
+	}
+	srv := server.New(e, server.Config{})
+	go func() {
+		if err := srv.Serve(ln); err != nil {
+			log.Printf("engine: serve: %v", err)
+		}
+	}()
+	log.Printf("engine: listening on http://%s (ready after loading; see /readyz)", ln.Addr())
+
+	t0 := time.Now()
+	if *demoMode {
+		if err := e.LoadDemo(dcfg); err != nil {
+			log.Printf("engine: %v", err)
+			return 1
+		}
+	}
+	for _, f := range []struct {
+		path  string
+		users bool
+	}{{*items, false}, {*users, true}} {
+		if f.path == "" {
+			continue
+		}
+		rep, err := e.LoadFile(f.path, f.users)
+		if err != nil {
+			log.Printf("engine: %v", err)
+			return 1
+		}
+		log.Printf("engine: %s: %d lines accepted, %d failed", f.path, rep.Accepted, rep.Failed)
+		for _, le := range rep.Errors {
+			log.Printf("engine: %s:%d: %s", f.path, le.Line, le.Error)
+		}
+	}
+	e.SetReady()
+	stop := make(chan struct{})
+	go e.RefreshLoop(time.Second, stop)
+	log.Printf("engine: ready: %d items, loaded in %v; try: curl -s -XPOST %s/v1/rank -d '{\"user_id\":\"u1\",\"k\":10}'",
+		e.Catalog().LiveItems(), time.Since(t0).Round(time.Millisecond), "http://"+ln.Addr().String())
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	<-sig
+	close(stop)
+	log.Printf("engine: shutting down")
+	if err := srv.Shutdown(); err != nil {
+		log.Printf("engine: shutdown: %v", err)
+	}
+	return 0
+}
