@@ -221,4 +221,3 @@ func syncDir(path string) error {
 	defer d.Close()
 	return d.Sync()
 }
-
