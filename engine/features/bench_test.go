@@ -100,6 +100,22 @@ func BenchmarkItemGather(b *testing.B) {
 	}
 }
 
+// BenchmarkItemGatherHot is BenchmarkItemGather with the same 1000 ids on every op, so the
+// items stay in cache: the cost without memory latency.
+func BenchmarkItemGatherHot(b *testing.B) {
+	setupItemBench(b)
+	for _, st := range benchStores {
+		b.Run("store="+st.name, func(b *testing.B) {
+			dst := make([]float32, benchReqItems*benchReqCols)
+			b.SetBytes(int64(4 * len(dst)))
+			b.ReportAllocs()
+			for b.Loop() {
+				dst = st.s.Gather(benchIDs[0], benchCols, dst)
+			}
+		})
+	}
+}
+
 // BenchmarkItemGatherParallel is BenchmarkItemGather from GOMAXPROCS goroutines.
 func BenchmarkItemGatherParallel(b *testing.B) {
 	setupItemBench(b)
