@@ -14,6 +14,8 @@ func newIndexes(dim int, m Metric) map[string]Index {
 	return map[string]Index{
 		"hnsw": NewHNSW(dim, m, HNSWConfig{M: 8, EfConstruction: 64}),
 		"flat": NewFlat(dim, m),
+		// TrainSize 1000 makes the larger tests train it mid-fill.
+		"ivf": NewIVF(dim, m, IVFConfig{TrainSize: 1000, Nprobe: 4}),
 	}
 }
 
