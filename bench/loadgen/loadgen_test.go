@@ -230,8 +230,9 @@ func TestFixedRateCorrectsCoordinatedOmission(t *testing.T) {
 
 	closed := run(t, Config{URL: stallingServer(), Concurrency: 1, Duration: time.Second})
 	requireNoErrors(t, closed)
-	if got := countAtLeast(closed.Hist, stall); got != 1 {
-		t.Fatalf("closed loop: %d requests took >= %v, want exactly the stalled one", got, stall)
+	// The stalled request, plus at most two hit by a scheduling hiccup on a busy machine.
+	if got := countAtLeast(closed.Hist, stall); got < 1 || got > 3 {
+		t.Fatalf("closed loop: %d requests took >= %v, want the stalled one", got, stall)
 	}
 
 	open := run(t, Config{URL: stallingServer(), Concurrency: 1, Rate: 100, Duration: time.Second})
