@@ -5,8 +5,11 @@ import (
 )
 
 func TestHNSWRecallClustered(t *testing.T) {
+	if raceEnabled {
+		t.Skip("slow under -race; the race-free run checks recall")
+	}
 	n := 5000
-	if testing.Short() || raceEnabled {
+	if testing.Short() {
 		n = 2000
 	}
 	base, queries := clustered(n, 100, 32, 50, 0.5, 1)

@@ -127,7 +127,11 @@ func TestSearchDst(t *testing.T) {
 }
 
 func TestFilter(t *testing.T) {
-	const n, dim = 3000, 16
+	const dim = 16
+	n := 3000
+	if raceEnabled {
+		n = 1200
+	}
 	base, queries := clustered(n, 20, dim, 30, 0.5, 3)
 	for name, idx := range newIndexes(dim, Cosine) {
 		fill(t, idx, base)
@@ -244,7 +248,11 @@ func TestDeleteUpsert(t *testing.T) {
 
 // TestHammer runs searches, upserts and deletes together; run it with -race.
 func TestHammer(t *testing.T) {
-	const n, dim = 3000, 16
+	const dim = 16
+	n := 3000
+	if raceEnabled {
+		n = 1500
+	}
 	base, queries := clustered(n, 50, dim, 30, 0.5, 6)
 	for name, idx := range newIndexes(dim, Cosine) {
 		t.Run(name, func(t *testing.T) {
@@ -266,7 +274,7 @@ func TestHammer(t *testing.T) {
 						}
 						dst = idx.Search(q, 20, ff, dst)
 						for j, r := range dst {
-							if r.ID >= n || (ff != nil && r.ID%2 != 0) || (j > 0 && dst[j-1].Score < r.Score) {
+							if r.ID >= uint32(n) || (ff != nil && r.ID%2 != 0) || (j > 0 && dst[j-1].Score < r.Score) {
 								t.Errorf("bad result %v in %v", r, dst)
 								return
 							}
@@ -280,7 +288,11 @@ func TestHammer(t *testing.T) {
 				go func(w int) {
 					defer writers.Done()
 					rng := rand.New(rand.NewPCG(uint64(w), 9))
-					for i := 0; i < 500; i++ {
+					ops := 500
+					if raceEnabled {
+						ops = 200
+					}
+					for i := 0; i < ops; i++ {
 						id := uint32(rng.IntN(n))
 						switch rng.IntN(4) {
 						case 0:
