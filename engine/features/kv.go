@@ -25,7 +25,6 @@ const MinKVBytes = 32 << 20
 // read-modify-write sequences (counters) need the caller's own locking or sharding.
 type KV struct {
 	c        *fastcache.Cache
-	maxBytes int
 }
 
 // NewKV returns an empty KV that holds at most maxBytes bytes of entries (at least
@@ -34,7 +33,7 @@ func NewKV(maxBytes int) *KV {
 	if maxBytes <= 0 {
 		panic(fmt.Sprintf("features: NewKV(%d): maxBytes must be positive", maxBytes))
 	}
-	return &KV{c: fastcache.New(maxBytes), maxBytes: maxBytes}
+	return &KV{c: fastcache.New(maxBytes)}
 }
 
 // bufPool holds encode and decode scratch buffers (*[]byte) for the typed helpers.

@@ -103,7 +103,7 @@ func LoadKV(dir string, maxBytes int) (*KV, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot load snapshot %s: %w", dir, err)
 	}
-	return &KV{c: c, maxBytes: maxBytes}, nil
+	return &KV{c: c}, nil
 }
 
 // Save writes a snapshot of the user store to dir; see KV.Save.
