@@ -24,7 +24,7 @@ const MinKVBytes = 32 << 20
 // the garbage collector nothing. KV is goroutine-safe; a Put replaces the whole value, and
 // read-modify-write sequences (counters) need the caller's own locking or sharding.
 type KV struct {
-	c        *fastcache.Cache
+	c *fastcache.Cache
 }
 
 // NewKV returns an empty KV that holds at most maxBytes bytes of entries (at least
