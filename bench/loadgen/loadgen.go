@@ -182,8 +182,9 @@ type runner struct {
 	stop  atomic.Bool
 	seq   atomic.Int64 // body index of the next request, warm-up included
 	ws    []*worker
-	// scheduler-owned counters (fixed-rate mode), read after the workers finish
-	dropped int64
+	// scheduler-owned state (fixed-rate mode), read after the workers finish
+	dropped  int64
+	schedLag Histogram // when the scheduler handed a job over, minus its scheduled time
 }
 
 // since returns the monotonic time since the run started.
@@ -372,6 +373,9 @@ func (r *runner) schedule(ctx context.Context, jobs chan<- job, inFlight *atomic
 			case <-ctx.Done():
 			}
 		}
+		if measured {
+			r.schedLag.Record(r.since() - at)
+		}
 		if inFlight.Load() >= limit {
 			if measured {
 				r.dropped++
@@ -416,8 +420,8 @@ func (r *runner) report() *Report {
 	}
 	rep.Latency = summarize(rep.Hist)
 	if lag != nil {
-		s := summarize(lag)
-		rep.SendLag = &s
+		s, sched := summarize(lag), summarize(&r.schedLag)
+		rep.SendLag, rep.SchedulerLag = &s, &sched
 	}
 	return rep
 }

@@ -248,6 +248,11 @@ func TestFixedRateCorrectsCoordinatedOmission(t *testing.T) {
 	if open.SendLag.Max < 100*time.Millisecond {
 		t.Fatalf("fixed rate: max send lag = %v, want the stall to show as send lag", open.SendLag.Max)
 	}
+	// Every scheduled request is in SchedulerLag, and the wait was for the busy worker,
+	// not for the scheduler (100 ms is far above any timer or scheduling delay).
+	if sl := open.SchedulerLag; sl.Count != 100 || sl.P90 >= 100*time.Millisecond {
+		t.Fatalf("fixed rate: scheduler lag %+v, want 100 values with p90 < 100ms", sl)
+	}
 }
 
 func TestRunCancel(t *testing.T) {

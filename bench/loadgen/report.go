@@ -36,6 +36,11 @@ type Report struct {
 	// scheduled time, because of timer granularity or a full worker pool. It is part of
 	// Latency; if it is a large share of it the client, not the server, is the bottleneck.
 	SendLag *Latency `json:"send_lag,omitempty"`
+	// SchedulerLag (fixed-rate mode only) is the part of SendLag spent before the
+	// scheduler handed the request over (a late timer or a starved client process); the
+	// rest is waiting for a free worker, which is the server's doing. SchedulerLag also
+	// counts dropped requests.
+	SchedulerLag *Latency `json:"scheduler_lag,omitempty"`
 	// Hist is the merged latency histogram behind Latency.
 	Hist *Histogram `json:"-"`
 }
@@ -213,6 +218,10 @@ func (r *Report) String() string {
 	if r.SendLag != nil {
 		fmt.Fprintf(&b, "send lag (included in latency): p50 %s  p99 %s  max %s\n",
 			fmtDur(r.SendLag.P50), fmtDur(r.SendLag.P99), fmtDur(r.SendLag.Max))
+	}
+	if r.SchedulerLag != nil {
+		fmt.Fprintf(&b, "  of which scheduler late: p50 %s  p99 %s  max %s\n",
+			fmtDur(r.SchedulerLag.P50), fmtDur(r.SchedulerLag.P99), fmtDur(r.SchedulerLag.Max))
 	}
 	for _, s := range r.Errors.Samples {
 		fmt.Fprintf(&b, "  first %s\n", s)
