@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/podium-rank/podium/engine/features"
 	"github.com/podium-rank/podium/engine/pipeline"
 	"github.com/podium-rank/podium/engine/retrieval"
 )
@@ -131,7 +132,12 @@ func (e *Engine) Rank(req *RankRequest) (*Ranking, error) {
 	r.RequestID = strconv.AppendUint(append(append(r.RequestID[:0], e.idPfx...), '-'), e.seq.Add(1), 16)
 	pr.ID = ""
 
-	q, src := e.ret.Query(pr, &r.sig, &r.scratch, env.Query)
+	var user *features.UserRow
+	if pr.KnownUser && e.cat.User(pr.User, &env.User) {
+		env.HasUser, user = true, &env.User
+	}
+	env.Now = time.Now().UnixMicro()
+	q, src := e.ret.Query(user, &r.sig, &r.scratch, env.Query)
 	env.Query = q
 	if req.HasCandidates {
 		r.cands = r.cands[:0]

@@ -1,6 +1,9 @@
 package pipeline
 
-import "github.com/podium-rank/podium/engine/internal/marks"
+import (
+	"github.com/podium-rank/podium/engine/features"
+	"github.com/podium-rank/podium/engine/internal/marks"
+)
 
 // Catalog is the read-only view of items that stages and the host guarantees use.
 // *catalog.Catalog implements it. Implementations must be goroutine-safe.
@@ -24,6 +27,12 @@ type Env struct {
 	// Query is the vector retrieval searched with (user, session and context blended), or
 	// empty when there was none.
 	Query []float32
+	// User is the requesting user's row (features and embedding) when HasUser is set.
+	User    features.UserRow
+	HasUser bool
+	// Now is the request time in Unix microseconds, handed in so that runs are
+	// reproducible; real-time features are read as of Now.
+	Now int64
 	// Clock times stages; nil means no timings.
 	Clock Clock
 
@@ -35,5 +44,8 @@ type Env struct {
 func (env *Env) Reset() {
 	env.Request.Reset()
 	env.Query = env.Query[:0]
+	env.User.Reset()
+	env.HasUser = false
+	env.Now = 0
 	env.saved.Reset()
 }

@@ -62,7 +62,6 @@ func (r *Retriever) Config() Config { return r.cfg }
 type Scratch struct {
 	res    []ann.Result
 	vec    []float32
-	row    features.UserRow
 	seen   marks.Set
 	filter availFilter
 }
@@ -81,11 +80,11 @@ type Signals struct {
 	Session        []float32 // session embedding (time-decayed mean of recent items), or nil
 }
 
-// Query builds the query vector for req into dst: the weighted sum of the unit-length user
-// embedding (if the user is known and has one), context item embedding and session
+// Query builds the query vector for a request into dst: the weighted sum of the
+// unit-length user embedding (user, if not nil), context item embedding and session
 // embedding. It returns dst[:0] when there is none. The source is SourceANN when a user or
 // session vector took part, SourceItem when only the context item did.
-func (r *Retriever) Query(req *pipeline.Request, sig *Signals, s *Scratch, dst []float32) ([]float32, pipeline.Source) {
+func (r *Retriever) Query(user *features.UserRow, sig *Signals, s *Scratch, dst []float32) ([]float32, pipeline.Source) {
 	dim := r.cat.Dim()
 	dst = dst[:0]
 	if dim == 0 {
@@ -107,8 +106,8 @@ func (r *Retriever) Query(req *pipeline.Request, sig *Signals, s *Scratch, dst [
 			dst[i] += w * x
 		}
 	}
-	if req.KnownUser && r.cat.User(req.User, &s.row) && len(s.row.Emb) == dim {
-		add(s.row.Emb, r.cfg.UserWeight)
+	if user != nil && len(user.Emb) == dim {
+		add(user.Emb, r.cfg.UserWeight)
 		src = pipeline.SourceANN
 	}
 	if len(sig.Session) == dim {

@@ -1,0 +1,127 @@
+package retrieval
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/podium-rank/podium/engine/ann"
+	"github.com/podium-rank/podium/engine/catalog"
+	"github.com/podium-rank/podium/engine/features"
+	"github.com/podium-rank/podium/engine/pipeline"
+)
+
+// fixture: 100 items on a circle in 2-d; item i has popularity i and is out of stock when
+// i%10 == 9.
+func fixture(t *testing.T) (*catalog.Catalog, ann.Index, *Popularity) {
+	t.Helper()
+	cat := catalog.New(catalog.Config{Dim: 2})
+	idx := ann.NewFlat(2, ann.Cosine)
+	for i := 0; i < 100; i++ {
+		a := float32(i) / 100 * 6.283
+		v := []float32{cos(a), sin(a)}
+		id, err := cat.Upsert(&catalog.Item{ID: "i" + strconv.Itoa(i), Embedding: v, InStock: i%10 != 9,
+			Features: []catalog.Feature{{Name: "popularity", Value: float32(i)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := idx.Upsert(id, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pop := NewPopularity(cat, "popularity")
+	if !pop.Refresh(false) || pop.Refresh(false) {
+		t.Fatal("Refresh must rebuild once, then only after a change")
+	}
+	return cat, idx, pop
+}
+
+func cos(x float32) float32 { return float32(cosf(float64(x))) }
+func sin(x float32) float32 { return float32(sinf(float64(x))) }
+
+func TestPopularityOrderAndFilter(t *testing.T) {
+	_, _, pop := fixture(t)
+	var got []uint32
+	var scores []float32
+	pop.Top(ann.FilterFunc(func(id uint32) bool { return id%2 == 0 }), func(id uint32, s float32) bool {
+		got = append(got, id)
+		scores = append(scores, s)
+		return len(got) < 3
+	})
+	if len(got) != 3 || got[0] != 98 || got[1] != 96 || got[2] != 94 {
+		t.Fatalf("top even = %v", got)
+	}
+	if scores[0] != 98.0/99 {
+		t.Fatalf("score %v, want popularity relative to the top item", scores[0])
+	}
+}
+
+func TestRetrieveColdUsesPopularity(t *testing.T) {
+	cat, idx, pop := fixture(t)
+	r := New(cat, idx, pop, Config{ANN: 5, Popular: 2})
+	var s Scratch
+	var l pipeline.List
+	req := &pipeline.Request{Exclude: []uint32{98}}
+	q, src := r.Query(nil, &Signals{}, &s, nil)
+	if len(q) != 0 || src != pipeline.SourceNone {
+		t.Fatalf("cold query %v %v", q, src)
+	}
+	r.Retrieve(req, q, src, &s, &l)
+	want := []uint32{97, 96, 95, 94, 93} // 99 is out of stock, 98 excluded
+	if len(l.IDs) != 5 {
+		t.Fatalf("got %v", l.IDs)
+	}
+	for i := range want {
+		if l.IDs[i] != want[i] || l.Sources[i] != pipeline.SourcePopular {
+			t.Fatalf("got %v, want %v", l.IDs, want)
+		}
+	}
+}
+
+func TestRetrievePersonalised(t *testing.T) {
+	cat, idx, pop := fixture(t)
+	r := New(cat, idx, pop, Config{ANN: 4, Popular: 3})
+	var s Scratch
+	var l pipeline.List
+	ctxItem, _ := cat.Items().Lookup("i20")
+	sig := &Signals{ContextItem: ctxItem, HasContextItem: true}
+	q, src := r.Query(nil, sig, &s, nil)
+	if src != pipeline.SourceItem || len(q) != 2 {
+		t.Fatalf("query %v %v", q, src)
+	}
+	req := &pipeline.Request{Exclude: []uint32{ctxItem}}
+	r.Retrieve(req, q, src, &s, &l)
+	if len(l.IDs) != 7 {
+		t.Fatalf("want 4 ANN + 3 popular, got %v", l.IDs)
+	}
+	seen := map[uint32]bool{}
+	for i, id := range l.IDs {
+		if seen[id] || id == ctxItem || !cat.Available(id) {
+			t.Fatalf("bad candidate %d in %v", id, l.IDs)
+		}
+		seen[id] = true
+		if i < 4 && (l.Sources[i] != pipeline.SourceItem || (id != 19 && id != 21 && id != 18 && id != 22)) {
+			t.Fatalf("ANN part should be the neighbours of i20: %v", l.IDs[:4])
+		}
+	}
+	// A user embedding joins the query: a user pointing at item 50's direction pulls it in.
+	var row features.UserRow
+	row.Emb = append(row.Emb, cat.Embedding(50, nil)...)
+	q, src = r.Query(&row, &Signals{}, &s, nil)
+	l.Reset()
+	r.Retrieve(&pipeline.Request{}, q, src, &s, &l)
+	if src != pipeline.SourceANN || l.IDs[0] != 50 {
+		t.Fatalf("user query: %v src %v", l.IDs, src)
+	}
+}
+
+func TestRerankScoresBySimilarity(t *testing.T) {
+	cat, idx, pop := fixture(t)
+	r := New(cat, idx, pop, Config{})
+	var s Scratch
+	var l pipeline.List
+	q := cat.Embedding(10, nil)
+	r.Rerank([]uint32{50, 10, 11}, q, &s, &l)
+	if l.Scores[1] < 0.999 || l.Scores[0] > -0.8 || l.Sources[0] != pipeline.SourceRequest {
+		t.Fatalf("scores %v", l.Scores)
+	}
+}
