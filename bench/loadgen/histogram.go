@@ -10,7 +10,7 @@ import (
 // Values below 2*subCount ns get one bucket each (exact). Above that, every power of two
 // [2^k, 2^(k+1)) is split into subCount equal buckets, so a bucket is at most 1/subCount
 // (0.78%) of its lower bound wide and its midpoint is within 0.39% of any value in it.
-// See /tmp/podium-notes/loadgen-rationale.md "Why a log-linear histogram?".
+// See RATIONALE.md "Why a log-linear histogram per worker?".
 const (
 	subBits  = 7
 	subCount = 1 << subBits
