@@ -3,7 +3,8 @@
 //
 // Both modes reuse one request, one response and one body buffer per worker and record
 // into per-worker histograms that are merged at the end, so the client adds no allocation
-// and no lock of its own per request. See /tmp/podium-notes/loadgen-rationale.md.
+// and no lock of its own per request. See RATIONALE.md, "Why both closed-loop and
+// fixed-rate modes, and which one to quote?" and the sections after it.
 package loadgen
 
 import (
