@@ -33,7 +33,7 @@ func TestBaselineReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	var table strings.Builder
-	table.WriteString(MarkdownHeader())
+	table.WriteString(MarkdownHeader() + "\n")
 	var c32 *Report
 	for _, cfg := range []Config{
 		{Name: "baseline c=2", Concurrency: 2},
@@ -49,7 +49,7 @@ func TestBaselineReport(t *testing.T) {
 			t.Errorf("%s: errors %s", cfg.Name, rep.Errors.String())
 		}
 		t.Logf("\n%s", rep)
-		table.WriteString(rep.Markdown())
+		table.WriteString(rep.Markdown() + "\n")
 		if cfg.Concurrency == 32 && cfg.Rate == 0 {
 			c32 = rep
 		} else if c32 != nil {

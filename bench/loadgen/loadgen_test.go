@@ -385,7 +385,9 @@ func TestReportFormats(t *testing.T) {
 		}
 	}
 	md := rep.Markdown()
-	if strings.Count(md, "|") != strings.Count(strings.SplitN(MarkdownHeader(), "\n", 2)[0], "|") {
+	header := strings.Split(MarkdownHeader(), "\n")
+	if len(header) != 2 || strings.Contains(md, "\n") || strings.Count(md, "|") != strings.Count(header[0], "|") ||
+		strings.Count(header[1], "|") != strings.Count(header[0], "|") {
 		t.Errorf("Markdown row %q does not match header %q", md, MarkdownHeader())
 	}
 	var back map[string]any

@@ -236,14 +236,15 @@ func (l Latency) String() string {
 }
 
 // MarkdownHeader returns the header and separator rows of the table whose rows
-// Report.Markdown formats, ending in a newline.
+// Report.Markdown formats, separated by a newline, with no trailing newline (so
+// fmt.Println(MarkdownHeader()) and fmt.Println(rep.Markdown()) build a table).
 func MarkdownHeader() string {
 	return "| run | mode | c | target req/s | requests | req/s | errors | p50 | p90 | p99 | p99.9 | max | mean |\n" +
-		"|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+		"|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 }
 
-// Markdown formats the report as one Markdown table row (see MarkdownHeader), ending in
-// a newline.
+// Markdown formats the report as one Markdown table row (see MarkdownHeader), with no
+// trailing newline.
 func (r *Report) Markdown() string {
 	target := "–"
 	if r.TargetRate > 0 {
@@ -254,7 +255,7 @@ func (r *Report) Markdown() string {
 		name = "–"
 	}
 	l := r.Latency
-	return fmt.Sprintf("| %s | %s | %d | %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s |\n",
+	return fmt.Sprintf("| %s | %s | %d | %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s |",
 		name, r.Mode, r.Concurrency, target, r.Requests, r.RPS, r.Errors.String(),
 		fmtDur(l.P50), fmtDur(l.P90), fmtDur(l.P99), fmtDur(l.P999), fmtDur(l.Max), fmtDur(l.Mean))
 }

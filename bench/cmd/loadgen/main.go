@@ -84,7 +84,8 @@ func main() {
 	case *asJSON:
 		fmt.Printf("%s\n", rep.JSON())
 	case *asMarkdown:
-		fmt.Print(loadgen.MarkdownHeader() + rep.Markdown())
+		fmt.Println(loadgen.MarkdownHeader())
+		fmt.Println(rep.Markdown())
 	default:
 		fmt.Print(rep.String())
 	}
