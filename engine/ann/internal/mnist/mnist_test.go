@@ -53,7 +53,7 @@ func TestBadInput(t *testing.T) {
 		// Found by FuzzRead (testdata/fuzz/FuzzRead/6498f877f56cfb57): a header announcing
 		// 3M images of 256 × 512 once made Read allocate 34 GB up front.
 		"announces more than it holds": []byte("\x00\x00\b\x03\x00000\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00\x02\x01\x02\x03\x04"),
-		"zero rows": append(append(slices.Clone(good[:8]), 0, 0, 0, 0), good[12:]...),
+		"zero rows":                    append(append(slices.Clone(good[:8]), 0, 0, 0, 0), good[12:]...),
 	} {
 		if _, err := Read(bytes.NewReader(in)); !errors.Is(err, ErrFormat) {
 			t.Errorf("%s: error = %v, want ErrFormat", name, err)
