@@ -34,12 +34,18 @@ const (
 // HNSW is a hierarchical navigable small world graph (Malkov and Yashunin, 2016) that is
 // updated in place while it is searched.
 //
-// All methods are safe for concurrent use. Searches take no locks: each node's neighbour list
-// per layer is an immutable slice behind an atomic pointer that writers replace (copy on
-// write), vectors live in chunks that never move, and a replaced vector's memory is reused only
-// after the searches that could still read it have finished. Writers lock one id stripe for the
-// whole Upsert or Delete and each neighbour's mutex only while they swap its list, so different
-// ids are inserted in parallel.
+// All methods are safe for concurrent use, and searches take no locks:
+//   - vectors live in chunks that never move; a replaced vector's memory is reused only after
+//     every search that could still read it has finished (epoch-based reclamation);
+//   - layer-0 neighbour lists (the ones searches read most) are fixed-size rows of atomic
+//     words, a count then the ids, rewritten in place by writers. A search racing a writer may
+//     read a mix of the old and new list, which is harmless: every word is always a valid id;
+//   - upper-layer lists are immutable slices behind atomic pointers that writers replace (copy
+//     on write).
+//
+// Writers lock one id stripe for the whole Upsert or Delete and a neighbour's list stripe only
+// while they change that list, never two list stripes at once, so different ids are inserted in
+// parallel and cannot deadlock.
 //
 // Delete leaves a tombstone: the node keeps routing searches but is never returned. Upsert of a
 // stored or deleted id writes the new vector and relinks the node. Tombstones are counted in
@@ -48,47 +54,51 @@ type HNSW struct {
 	dim     int
 	metric  Metric
 	m, m0   int
+	stride  int // words per layer-0 row: count + m0 ids
 	efc     int
 	efs     atomic.Int64
 	seed    uint64
 	levelMu float64 // 1/ln(M), the level generation factor
 
-	entries table[entry]
-	vecs    arena
-	rec     reclaimer
+	dir   atomic.Pointer[[]*hchunk] // grows by appending chunks; chunks never move
+	dirMu sync.Mutex
+	vecs  arena
+	rec   reclaimer
 
-	// ep packs the entry point: level<<32 | id, or 0 while the graph is empty (epValid set
-	// otherwise). epMu serialises raising it.
+	// ep packs the entry point: epValid | level<<32 | id, or 0 while the graph is empty.
+	// epMu serialises setting and raising it.
 	ep   atomic.Uint64
 	epMu sync.Mutex
 
 	levelCtr atomic.Uint64
 	live     atomic.Int64
 	nodes    atomic.Int64
-	linkCap  atomic.Int64 // total capacity of neighbour slices, for Stats
+	upperCap atomic.Int64 // words in upper-layer lists, for Stats
+	uppers   atomic.Int64 // nodes above layer 0, for Stats
 
-	stripe [stripes]sync.Mutex
-	pool   sync.Pool // *scratch
+	opMu   [stripes]sync.Mutex     // per id stripe: one Upsert or Delete at a time
+	listMu [4 * stripes]sync.Mutex // per id stripe: one writer of a node's lists at a time
+	pool   sync.Pool               // *scratch
 }
 
 const epValid = 1 << 63
 
-// entry is the per-id state read on the search path.
-type entry struct {
-	node atomic.Pointer[node]
-	slot atomic.Uint32 // arena slot + 1; 0 while absent
-	live atomic.Bool
+// hchunk holds the per-id state of chunkSize consecutive ids.
+type hchunk struct {
+	slot  [chunkSize]atomic.Uint32        // arena slot + 1; 0 if the id was never stored
+	live  [chunkSize]atomic.Bool          // stored and not deleted
+	upper [chunkSize]atomic.Pointer[node] // nil for nodes on layer 0 only
+	links []atomic.Uint32                 // layer 0: per id, a count then m0 ids
 }
 
-// node holds one id's neighbour lists, one per layer from 0 to level. The lists slice itself is
-// fixed when the node is created; each element is replaced, never modified.
+// node holds the lists of a node on layers 1..level (index l-1). The slice is fixed when the
+// node is created; each element is replaced, never modified below its published length.
 type node struct {
-	mu    sync.Mutex // serialises replacing lists
 	level int
 	lists []atomic.Pointer[[]uint32]
 }
 
-// scratch is the per-search state, pooled so that a search allocates nothing.
+// scratch is the per-operation state, pooled so that a search allocates nothing.
 type scratch struct {
 	marks []uint32 // marks[id] == gen means visited
 	gen   uint32
@@ -96,8 +106,10 @@ type scratch struct {
 	res   minHeap
 	q     []float32
 	buf   []cand
+	nbuf  []uint32 // a layer-0 list being expanded
+	nbuf2 []uint32 // a layer-0 list being changed by addLink
 	ids   []uint32 // neighbours chosen for the node being linked
-	ids2  []uint32 // lists pruned by addLink
+	ids2  []uint32 // a list pruned by addLink
 	eps   []cand
 }
 
@@ -123,6 +135,7 @@ func NewHNSW(dim int, m Metric, cfg HNSWConfig) *HNSW {
 		metric:  m,
 		m:       cfg.M,
 		m0:      2 * cfg.M,
+		stride:  2*cfg.M + 1,
 		efc:     max(cfg.EfConstruction, cfg.M),
 		seed:    cfg.Seed,
 		levelMu: 1 / math.Log(float64(cfg.M)),
@@ -156,20 +169,139 @@ func (h *HNSW) Metric() Metric { return h.metric }
 func (h *HNSW) Stats() Stats {
 	nodes := h.nodes.Load()
 	live := h.live.Load()
-	const nodeOverhead = 64 + 8 + 24 // node struct, list pointer, slice header per layer 0
-	b := h.vecs.bytes() + int64(h.entries.size())*16 + h.linkCap.Load()*4 + nodes*nodeOverhead
+	var chunks int64
+	if d := h.dir.Load(); d != nil {
+		chunks = int64(len(*d))
+	}
+	perID := int64(4+1+8) + int64(h.stride)*4
+	const nodeBytes = 32 + 8 + 24 // node struct, list pointer and slice header
+	b := h.vecs.bytes() + chunks*chunkSize*perID + h.upperCap.Load()*4 + h.uppers.Load()*nodeBytes
 	return Stats{Live: int(live), Deleted: int(nodes - live), Bytes: b}
 }
 
-// score returns the similarity of q to the stored vector of e, which must have one.
-func (h *HNSW) vec(e *entry) []float32 { return h.vecs.row(e.slot.Load() - 1) }
+// chunk returns the chunk holding id, or nil if the index has not grown that far.
+func (h *HNSW) chunk(id uint32) *hchunk {
+	d := h.dir.Load()
+	if d == nil || int(id>>chunkBits) >= len(*d) {
+		return nil
+	}
+	return (*d)[id>>chunkBits]
+}
+
+// ensureChunk returns the chunk holding id, growing the index if needed.
+func (h *HNSW) ensureChunk(id uint32) *hchunk {
+	if c := h.chunk(id); c != nil {
+		return c
+	}
+	h.dirMu.Lock()
+	defer h.dirMu.Unlock()
+	var old []*hchunk
+	if d := h.dir.Load(); d != nil {
+		old = *d
+	}
+	ci := int(id >> chunkBits)
+	if ci < len(old) {
+		return old[ci]
+	}
+	nd := make([]*hchunk, ci+1)
+	copy(nd, old)
+	for j := len(old); j <= ci; j++ {
+		nd[j] = &hchunk{links: make([]atomic.Uint32, chunkSize*h.stride)}
+	}
+	h.dir.Store(&nd)
+	return nd[ci]
+}
+
+// size returns the number of ids the chunks cover.
+func (h *HNSW) size() int {
+	d := h.dir.Load()
+	if d == nil {
+		return 0
+	}
+	return len(*d) * chunkSize
+}
+
+// vec returns the vector of a stored id.
+func (h *HNSW) vec(id uint32) []float32 {
+	return h.vecs.row(h.chunk(id).slot[id&chunkMask].Load() - 1)
+}
+
+// levelOf returns the top layer of a stored id.
+func (h *HNSW) levelOf(id uint32) int {
+	if nd := h.chunk(id).upper[id&chunkMask].Load(); nd != nil {
+		return nd.level
+	}
+	return 0
+}
+
+// row0 returns the layer-0 row of id in chunk c.
+func (h *HNSW) row0(c *hchunk, id uint32) []atomic.Uint32 {
+	off := int(id&chunkMask) * h.stride
+	return c.links[off : off+h.stride : off+h.stride]
+}
+
+// neighbors returns id's list on layer l: for layer 0 a copy in buf, above it the immutable
+// published slice (nil if id does not reach layer l).
+func (h *HNSW) neighbors(id uint32, l int, buf []uint32) []uint32 {
+	c := h.chunk(id)
+	if l == 0 {
+		row := h.row0(c, id)
+		n := min(int(row[0].Load()), h.m0)
+		buf = buf[:0]
+		for j := 1; j <= n; j++ {
+			buf = append(buf, row[j].Load())
+		}
+		return buf
+	}
+	nd := c.upper[id&chunkMask].Load()
+	if nd == nil || nd.level < l {
+		return nil
+	}
+	return *nd.lists[l-1].Load()
+}
+
+// setList replaces id's list on layer l with ids. The caller holds id's list stripe.
+func (h *HNSW) setList(id uint32, l int, ids []uint32) {
+	c := h.chunk(id)
+	if l == 0 {
+		row := h.row0(c, id)
+		for j, x := range ids {
+			row[j+1].Store(x)
+		}
+		row[0].Store(uint32(len(ids)))
+		return
+	}
+	nd := c.upper[id&chunkMask].Load()
+	nl := make([]uint32, len(ids), max(h.m, len(ids)))
+	copy(nl, ids)
+	nd.lists[l-1].Store(&nl)
+}
+
+// appendList adds x to id's list on layer l, which has room. The caller holds id's list stripe.
+func (h *HNSW) appendList(id uint32, l int, x uint32) {
+	c := h.chunk(id)
+	if l == 0 {
+		row := h.row0(c, id)
+		n := row[0].Load()
+		row[n+1].Store(x)
+		row[0].Store(n + 1)
+		return
+	}
+	p := &c.upper[id&chunkMask].Load().lists[l-1]
+	// Readers hold slices no longer than the current one, so writing past its end (within
+	// capacity) is invisible to them until the longer header is published.
+	nl := append(*p.Load(), x)
+	p.Store(&nl)
+}
+
+func (h *HNSW) listLock(id uint32) *sync.Mutex { return &h.listMu[id%uint32(len(h.listMu))] }
 
 func (h *HNSW) getScratch() *scratch {
 	s, _ := h.pool.Get().(*scratch)
 	if s == nil {
-		s = &scratch{q: make([]float32, h.dim)}
+		s = &scratch{q: make([]float32, h.dim), nbuf: make([]uint32, 0, h.m0), nbuf2: make([]uint32, 0, h.m0)}
 	}
-	if n := h.entries.size(); len(s.marks) < n {
+	if n := h.size(); len(s.marks) < n {
 		s.marks = make([]uint32, n)
 		s.gen = 0
 	}
@@ -223,13 +355,10 @@ func splitmix(x uint64) uint64 {
 // Algorithm 1; a stored or deleted id keeps its level, gets the new vector and new neighbour
 // lists on every layer, and is linked back from its new neighbours.
 func (h *HNSW) Upsert(id uint32, vec []float32) error {
-	if id > MaxID {
+	if id > MaxID || len(vec) != h.dim {
 		return checkVec(nil, id, vec, h.dim, h.metric)
 	}
-	if len(vec) != h.dim {
-		return checkVec(nil, id, vec, h.dim, h.metric)
-	}
-	mu := &h.stripe[id%stripes]
+	mu := &h.opMu[id%stripes]
 	mu.Lock()
 	defer mu.Unlock()
 
@@ -240,25 +369,28 @@ func (h *HNSW) Upsert(id uint32, vec []float32) error {
 		h.vecs.release([]uint32{slot})
 		return err
 	}
-	e := h.entries.ensure(id)
-	n := e.node.Load()
-	old := e.slot.Swap(slot + 1)
-	if n == nil {
-		n = &node{level: h.randomLevel()}
-		n.lists = make([]atomic.Pointer[[]uint32], n.level+1)
-		for l := range n.lists {
-			empty := make([]uint32, 0, h.maxLinks(l))
-			n.lists[l].Store(&empty)
-			h.linkCap.Add(int64(cap(empty)))
+	c := h.ensureChunk(id)
+	i := id & chunkMask
+	old := c.slot[i].Swap(slot + 1)
+	if old == 0 {
+		level := h.randomLevel()
+		if level > 0 {
+			nd := &node{level: level, lists: make([]atomic.Pointer[[]uint32], level)}
+			for l := range nd.lists {
+				empty := make([]uint32, 0, h.m)
+				nd.lists[l].Store(&empty)
+			}
+			c.upper[i].Store(nd)
+			h.upperCap.Add(int64(level * h.m))
+			h.uppers.Add(1)
 		}
-		e.node.Store(n)
 		h.nodes.Add(1)
-		e.live.Store(true)
+		c.live[i].Store(true)
 		h.live.Add(1)
-		h.link(id, n, row, false)
+		h.link(id, level, row, false)
 	} else {
-		h.link(id, n, row, true)
-		if !e.live.Swap(true) {
+		h.link(id, h.levelOf(id), row, true)
+		if !c.live[i].Swap(true) {
 			h.live.Add(1)
 		}
 	}
@@ -273,13 +405,13 @@ func (h *HNSW) Upsert(id uint32, vec []float32) error {
 // Delete implements Index. The node stays in the graph as a tombstone that searches route
 // through but never return.
 func (h *HNSW) Delete(id uint32) {
-	e := h.entries.get(id)
-	if e == nil {
+	c := h.chunk(id)
+	if c == nil {
 		return
 	}
-	mu := &h.stripe[id%stripes]
+	mu := &h.opMu[id%stripes]
 	mu.Lock()
-	if e.live.Swap(false) {
+	if c.live[id&chunkMask].Swap(false) {
 		h.live.Add(-1)
 	}
 	mu.Unlock()
@@ -292,9 +424,9 @@ func (h *HNSW) maxLinks(level int) int {
 	return h.m
 }
 
-// link connects node id (vector q) to the graph. relink replaces its lists instead of merging
-// with links that concurrent inserts may already have added to a new node.
-func (h *HNSW) link(id uint32, n *node, q []float32, relink bool) {
+// link connects id (vector q, top layer level) to the graph. relink replaces its lists;
+// otherwise links that concurrent inserts already added to the new node are kept as candidates.
+func (h *HNSW) link(id uint32, level int, q []float32, relink bool) {
 	var ep uint64
 	for {
 		ep = h.ep.Load()
@@ -303,7 +435,7 @@ func (h *HNSW) link(id uint32, n *node, q []float32, relink bool) {
 		}
 		h.epMu.Lock()
 		if h.ep.Load() == 0 {
-			h.ep.Store(epValid | uint64(n.level)<<32 | uint64(id))
+			h.ep.Store(epValid | uint64(level)<<32 | uint64(id))
 			h.epMu.Unlock()
 			return
 		}
@@ -315,12 +447,12 @@ func (h *HNSW) link(id uint32, n *node, q []float32, relink bool) {
 	s := h.getScratch()
 	defer h.putScratch(s)
 
-	cur := cand{epID, dot(q, h.vec(h.entries.get(epID)))}
-	for l := epLevel; l > n.level; l-- {
+	cur := cand{epID, dot(q, h.vec(epID))}
+	for l := epLevel; l > level; l-- {
 		cur = h.greedy(q, cur, l)
 	}
 	s.eps = append(s.eps[:0], cur)
-	for l := min(n.level, epLevel); l >= 0; l-- {
+	for l := min(level, epLevel); l >= 0; l-- {
 		s.reset()
 		for _, c := range s.eps {
 			s.visit(c.id)
@@ -330,41 +462,34 @@ func (h *HNSW) link(id uint32, n *node, q []float32, relink bool) {
 			}
 		}
 		h.searchLayer(s, q, l, h.efc, nil, id, false, math.MaxInt)
-		// Candidates, best first.
+		// Candidates, best first; they are the entry points of the next layer down.
 		s.buf = append(s.buf[:0], s.res...)
 		slices.SortFunc(s.buf, byScoreDesc)
 		if len(s.buf) > 0 {
 			s.eps = append(s.eps[:0], s.buf...)
 		}
-		maxM := h.maxLinks(l)
+		lm := h.listLock(id)
+		lm.Lock()
 		if !relink {
 			// Concurrent inserts may already have linked to this new node: keep those too.
-			n.mu.Lock()
-			for _, nb := range *n.lists[l].Load() {
+			for _, nb := range h.neighbors(id, l, s.nbuf) {
 				if !slices.ContainsFunc(s.buf, func(c cand) bool { return c.id == nb }) {
-					s.buf = append(s.buf, cand{nb, dot(q, h.vec(h.entries.get(nb)))})
+					s.buf = append(s.buf, cand{nb, dot(q, h.vec(nb))})
 				}
 			}
 			slices.SortFunc(s.buf, byScoreDesc)
-			sel := h.selectNeighbors(s.buf, h.m, s.ids[:0])
-			h.storeList(n, l, sel, maxM)
-			s.ids = sel
-			n.mu.Unlock()
-		} else {
-			sel := h.selectNeighbors(s.buf, h.m, s.ids[:0])
-			n.mu.Lock()
-			h.storeList(n, l, sel, maxM)
-			n.mu.Unlock()
-			s.ids = sel
 		}
+		s.ids = h.selectNeighbors(s.buf, h.m, s.ids[:0])
+		h.setList(id, l, s.ids)
+		lm.Unlock()
 		for _, nb := range s.ids {
 			h.addLink(s, nb, id, q, l)
 		}
 	}
-	if n.level > epLevel {
+	if level > epLevel {
 		h.epMu.Lock()
-		if cur := h.ep.Load(); n.level > int(cur>>32)&0xff {
-			h.ep.Store(epValid | uint64(n.level)<<32 | uint64(id))
+		if cur := h.ep.Load(); level > int(cur>>32)&0xff {
+			h.ep.Store(epValid | uint64(level)<<32 | uint64(id))
 		}
 		h.epMu.Unlock()
 	}
@@ -380,15 +505,6 @@ func byScoreDesc(a, b cand) int {
 	return 0
 }
 
-// storeList publishes a copy of ids as n's list on layer l. The caller holds n.mu.
-func (h *HNSW) storeList(n *node, l int, ids []uint32, capacity int) {
-	old := n.lists[l].Load()
-	nl := make([]uint32, len(ids), max(capacity, len(ids)))
-	copy(nl, ids)
-	n.lists[l].Store(&nl)
-	h.linkCap.Add(int64(cap(nl) - cap(*old)))
-}
-
 // selectNeighbors is the HNSW paper's Algorithm 4 without extension: it walks cands (sorted by
 // score to the base vector, best first) and keeps a candidate only if it is closer to the base
 // than to every neighbour already kept, up to m. Dropping candidates that are "behind" a kept
@@ -399,10 +515,10 @@ func (h *HNSW) selectNeighbors(cands []cand, m int, out []uint32) []uint32 {
 		if len(out) >= m {
 			break
 		}
-		vc := h.vec(h.entries.get(c.id))
+		vc := h.vec(c.id)
 		keep := true
 		for _, r := range out {
-			if dot(vc, h.vec(h.entries.get(r))) > c.score {
+			if dot(vc, h.vec(r)) > c.score {
 				keep = false
 				break
 			}
@@ -417,50 +533,38 @@ func (h *HNSW) selectNeighbors(cands []cand, m int, out []uint32) []uint32 {
 // addLink adds id (vector q) to nb's list on layer l, pruning the list with the heuristic when
 // it is full.
 func (h *HNSW) addLink(s *scratch, nb, id uint32, q []float32, l int) {
-	ne := h.entries.get(nb)
-	nn := ne.node.Load()
-	if nn == nil || nn.level < l {
+	if h.levelOf(nb) < l {
 		return
 	}
 	maxM := h.maxLinks(l)
-	nn.mu.Lock()
-	defer nn.mu.Unlock()
-	cur := *nn.lists[l].Load()
+	lm := h.listLock(nb)
+	lm.Lock()
+	defer lm.Unlock()
+	cur := h.neighbors(nb, l, s.nbuf2)
 	if slices.Contains(cur, id) {
 		return
 	}
 	if len(cur) < maxM {
-		// Readers hold slices of length len(cur) at most, so writing past it is invisible to
-		// them until the new header is published.
-		nl := append(cur, id)
-		nn.lists[l].Store(&nl)
+		h.appendList(nb, l, id)
 		return
 	}
-	base := h.vec(ne)
+	base := h.vec(nb)
 	s.buf = s.buf[:0]
 	s.buf = append(s.buf, cand{id, dot(base, q)})
 	for _, c := range cur {
-		if c == nb {
-			continue
-		}
-		s.buf = append(s.buf, cand{c, dot(base, h.vec(h.entries.get(c)))})
+		s.buf = append(s.buf, cand{c, dot(base, h.vec(c))})
 	}
 	slices.SortFunc(s.buf, byScoreDesc)
 	s.ids2 = h.selectNeighbors(s.buf, maxM, s.ids2[:0])
-	h.storeList(nn, l, s.ids2, maxM)
+	h.setList(nb, l, s.ids2)
 }
 
-// greedy walks layer l from cur to a local maximum of the score (ef = 1).
+// greedy walks layer l >= 1 from cur to a local maximum of the score (ef = 1).
 func (h *HNSW) greedy(q []float32, cur cand, l int) cand {
 	for changed := true; changed; {
 		changed = false
-		n := h.entries.get(cur.id).node.Load()
-		if n.level < l {
-			return cur
-		}
-		for _, nb := range *n.lists[l].Load() {
-			sc := dot(q, h.vec(h.entries.get(nb)))
-			if sc > cur.score {
+		for _, nb := range h.neighbors(cur.id, l, nil) {
+			if sc := dot(q, h.vec(nb)); sc > cur.score {
 				cur = cand{nb, sc}
 				changed = true
 			}
@@ -472,11 +576,12 @@ func (h *HNSW) greedy(q []float32, cur cand, l int) cand {
 // searchLayer is the HNSW paper's Algorithm 2 on layer l, starting from the candidates and
 // results already in s. It expands the best candidate until the best remaining one is worse
 // than the worst of ef results. Every reached node is traversed; only nodes that are live
-// (unless withDeleted), not skip and allowed by f are collected into s.res. While fewer than
-// ef nodes are collected the search keeps expanding (a selective filter widens it), but stops
-// after hungry visits. It returns the number of nodes scored.
+// (unless liveOnly is false), not skip and allowed by f are collected into s.res. While fewer
+// than ef nodes are collected the search keeps expanding (a selective filter widens it), but
+// stops after hungry scored nodes. It returns the number of nodes scored.
 func (h *HNSW) searchLayer(s *scratch, q []float32, l, ef int, f Filter, skip uint32, liveOnly bool, hungry int) int {
 	visits := 0
+	d := *h.dir.Load()
 	for len(s.cand) > 0 {
 		full := len(s.res) >= ef
 		if full && s.cand[0].score < s.res[0].score {
@@ -486,20 +591,20 @@ func (h *HNSW) searchLayer(s *scratch, q []float32, l, ef int, f Filter, skip ui
 			break
 		}
 		c := s.cand.pop()
-		n := h.entries.get(c.id).node.Load()
-		if n.level < l {
-			continue
-		}
-		for _, nb := range *n.lists[l].Load() {
+		for _, nb := range h.neighbors(c.id, l, s.nbuf) {
 			if s.visit(nb) {
 				continue
 			}
-			e := h.entries.get(nb)
-			sc := dot(q, h.vec(e))
+			if int(nb>>chunkBits) >= len(d) {
+				d = *h.dir.Load() // the index grew during the search
+			}
+			ch := d[nb>>chunkBits]
+			i := nb & chunkMask
+			sc := dot(q, h.vecs.row(ch.slot[i].Load()-1))
 			visits++
 			if len(s.res) < ef || sc > s.res[0].score {
 				s.cand.push(cand{nb, sc})
-				if nb != skip && (!liveOnly || e.live.Load()) && (f == nil || f.Allow(nb)) {
+				if nb != skip && (!liveOnly || ch.live[i].Load()) && (f == nil || f.Allow(nb)) {
 					s.res.offer(cand{nb, sc}, ef)
 				}
 			}
@@ -545,14 +650,14 @@ func (h *HNSW) SearchEf(q []float32, k, ef int, f Filter, dst []Result) []Result
 		return dst[:0]
 	}
 	epID := uint32(ep)
-	cur := cand{epID, dot(q, h.vec(h.entries.get(epID)))}
+	cur := cand{epID, dot(q, h.vec(epID))}
 	for l := int(ep>>32) & 0xff; l > 0; l-- {
 		cur = h.greedy(q, cur, l)
 	}
 	s.reset()
 	s.visit(cur.id)
 	s.cand.push(cur)
-	if e := h.entries.get(cur.id); e.live.Load() && (f == nil || f.Allow(cur.id)) {
+	if h.chunk(cur.id).live[cur.id&chunkMask].Load() && (f == nil || f.Allow(cur.id)) {
 		s.res.push(cur)
 	}
 	live := int(h.live.Load())
@@ -567,21 +672,20 @@ func (h *HNSW) SearchEf(q []float32, k, ef int, f Filter, dst []Result) []Result
 // scan replaces s.res with the exact top k over every live id allowed by f.
 func (h *HNSW) scan(s *scratch, q []float32, k int, f Filter) {
 	s.res = s.res[:0]
-	d := h.entries.dir.Load()
+	d := h.dir.Load()
 	if d == nil {
 		return
 	}
 	for ci, c := range *d {
-		for i := range c {
-			e := &c[i]
-			if !e.live.Load() {
+		for i := range c.live {
+			if !c.live[i].Load() {
 				continue
 			}
 			id := uint32(ci<<chunkBits | i)
 			if f != nil && !f.Allow(id) {
 				continue
 			}
-			s.res.offer(cand{id, dot(q, h.vec(e))}, k)
+			s.res.offer(cand{id, dot(q, h.vecs.row(c.slot[i].Load()-1))}, k)
 		}
 	}
 }

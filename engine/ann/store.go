@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 )
 
-// Id-indexed tables and the vector arena are chunked: growing appends chunks and republishes a
+// Id-indexed state and the vector arena are chunked: growing appends chunks and republishes a
 // small directory, so nothing a reader may hold ever moves.
 const (
 	chunkBits = 12
@@ -15,59 +15,6 @@ const (
 	rowBits = 10 // rows per vector-arena chunk: 1 << rowBits
 	rowMask = 1<<rowBits - 1
 )
-
-// table is a growable array of T indexed by uint32 whose elements never move. get is lock-free;
-// ensure takes a mutex only when it has to add chunks.
-type table[T any] struct {
-	dir atomic.Pointer[[]*[chunkSize]T]
-	mu  sync.Mutex
-}
-
-// get returns the element i, or nil if the table has not grown that far.
-func (t *table[T]) get(i uint32) *T {
-	d := t.dir.Load()
-	if d == nil {
-		return nil
-	}
-	c := int(i >> chunkBits)
-	if c >= len(*d) {
-		return nil
-	}
-	return &(*d)[c][i&chunkMask]
-}
-
-// ensure returns the element i, growing the table if needed.
-func (t *table[T]) ensure(i uint32) *T {
-	if p := t.get(i); p != nil {
-		return p
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var old []*[chunkSize]T
-	if d := t.dir.Load(); d != nil {
-		old = *d
-	}
-	c := int(i >> chunkBits)
-	if c < len(old) {
-		return &old[c][i&chunkMask]
-	}
-	nd := make([]*[chunkSize]T, c+1)
-	copy(nd, old)
-	for j := len(old); j <= c; j++ {
-		nd[j] = new([chunkSize]T)
-	}
-	t.dir.Store(&nd)
-	return &nd[c][i&chunkMask]
-}
-
-// size returns the number of elements the table holds (a multiple of chunkSize).
-func (t *table[T]) size() int {
-	d := t.dir.Load()
-	if d == nil {
-		return 0
-	}
-	return len(*d) * chunkSize
-}
 
 // arena stores fixed-size float32 rows in chunks that never move. A row is written once, before
 // its slot number is published through an atomic store, and is only reused after every search
