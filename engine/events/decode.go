@@ -46,6 +46,8 @@ type Batch struct {
 	// RejectedByType counts rejected events by type (TypeUnknown for a missing or bad type).
 	RejectedByType [NumTypes]int
 
+	byCode [len(codes)]int
+
 	raw   []sonic.NoCopyRawMessage
 	j     eventJSON
 	names []string
@@ -59,6 +61,7 @@ func (b *Batch) Reset() {
 	b.Events, b.Index, b.Rejected = b.Events[:0], b.Index[:0], b.Rejected[:0]
 	b.NRejected = 0
 	b.RejectedByType = [NumTypes]int{}
+	b.byCode = [len(codes)]int{}
 	b.raw = b.raw[:0]
 }
 
@@ -66,6 +69,11 @@ func (b *Batch) Reset() {
 func (b *Batch) reject(index int, t Type, typ, code, format string, args ...any) {
 	b.NRejected++
 	b.RejectedByType[t]++
+	for i, c := range codes {
+		if c == code {
+			b.byCode[i]++
+		}
+	}
 	if len(b.Rejected) >= MaxReportedRejections {
 		return
 	}
