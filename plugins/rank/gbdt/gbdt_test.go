@@ -171,6 +171,9 @@ func hardInputs(m *Model, colOf []int32, ncols, n int, seed uint64) []float32 {
 	for i := range feat {
 		switch rng.IntN(6) {
 		case 0, 1:
+			if len(conds) == 0 {
+				continue
+			}
 			c := conds[rng.IntN(len(conds))]
 			v := c[1]
 			switch rng.IntN(3) {
@@ -231,6 +234,28 @@ func stump(objective, defaultLeft string) string {
 	"trees":[{"left_children":[1,-1,-1],"right_children":[2,-1,-1],"split_indices":[0,0,0],
 	"split_conditions":[0.5,-1,2],"default_left":[` + defaultLeft + `,0,0],"split_type":[0,0,0],
 	"categories":[],"base_weights":[0,0,0]}]}}},"version":[1,7,4]}`
+}
+
+// dartStump is stump as a dart booster with tree weight 0.5, reg:logistic.
+func dartStump() string {
+	s := strings.Replace(stump("reg:logistic", "0"), `"name":"gbtree","model":{`,
+		`"name":"dart","weight_drop":[0.5],"gbtree":{"name":"gbtree","model":{`, 1)
+	return strings.Replace(s, `,"version"`, `},"version"`, 1)
+}
+
+func TestDartStump(t *testing.T) {
+	m, err := ParseModel([]byte(dartStump()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.Bind([]string{"a"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float32, 2)
+	if err := r.Rank([]float32{0, 1}, out); err != nil || out[0] != -0.5 || out[1] != 1 {
+		t.Fatalf("got %v %v, want margins 0.5·-1 and 0.5·2", out, err)
+	}
 }
 
 func TestStumpSemantics(t *testing.T) {

@@ -223,15 +223,7 @@ func (r *Ranker) Rank(feat, out []float32) error {
 			// Level-synchronous walk: every candidate of the block moves one level per pass;
 			// those at a leaf stay put. The walks are independent, so they overlap.
 			for d := c.depths[t]; d > 0; d-- {
-				for i, at := range idx {
-					nd := &nodes[at]
-					x := feat[int(nd.col)*n+start+i]
-					next := nd.b
-					if x*nd.sign < nd.thr {
-						next = nd.a
-					}
-					idx[i] = next
-				}
+				walk(nodes, feat[start:], n, idx)
 			}
 			for i, at := range idx {
 				acc[i] += leaf[at]
@@ -240,6 +232,20 @@ func (r *Ranker) Rank(feat, out []float32) error {
 		c.transform.apply(acc, out[start:start+bn])
 	}
 	return nil
+}
+
+// walk moves every candidate of a block one level down: candidate i, at node idx[i],
+// reads its feature from column col at x[col·stride+i]. Both children are loaded before the
+// comparison so that the compiler selects one without a branch.
+func walk(nodes []node, x []float32, stride int, idx []int32) {
+	for i, at := range idx {
+		nd := &nodes[at]
+		a, b := nd.a, nd.b
+		if x[int(nd.col)*stride+i]*nd.sign < nd.thr {
+			b = a
+		}
+		idx[i] = b
+	}
 }
 
 // apply writes the transform of margins to out, clamped to finite float32.
