@@ -172,6 +172,46 @@ func TestFilter(t *testing.T) {
 	}
 }
 
+// TestFilterGraph checks the filtered graph search itself: on an index this small, SearchEf
+// would otherwise scan for all but the loosest filters.
+func TestFilterGraph(t *testing.T) {
+	const dim, k = 16, 10
+	n := 3000
+	if raceEnabled {
+		n = 1200
+	}
+	base, queries := clustered(n, 20, dim, 30, 0.5, 3)
+	h := NewHNSW(dim, Cosine, HNSWConfig{M: 8, EfConstruction: 64})
+	h.noEstimate = true
+	truth := NewFlat(dim, Cosine)
+	fill(t, h, base)
+	fill(t, truth, base)
+	for _, mod := range []int{1, 2, 5, 20, 200, 5000} {
+		var calls atomic.Int64
+		f := FilterFunc(func(id uint32) bool { calls.Add(1); return id%uint32(mod) == 0 })
+		allowed := (n + mod - 1) / mod
+		for _, q := range queries {
+			got := h.Search(q, k, f, nil)
+			if len(got) != min(k, allowed) {
+				t.Fatalf("mod %d: got %d results, want %d", mod, len(got), min(k, allowed))
+			}
+			for _, r := range got {
+				if r.ID%uint32(mod) != 0 {
+					t.Fatalf("mod %d: disallowed id %d returned", mod, r.ID)
+				}
+			}
+		}
+		if calls.Load() == 0 {
+			t.Fatalf("mod %d: filter never called", mod)
+		}
+		r := recallAt(t, h, truth, queries, k, f)
+		t.Logf("graph filter 1/%d recall@%d = %.3f", mod, k, r)
+		if r < 0.9 {
+			t.Errorf("graph filter 1/%d: recall@%d = %.3f, want >= 0.9", mod, k, r)
+		}
+	}
+}
+
 func TestDeleteUpsert(t *testing.T) {
 	const n, dim = 2000, 16
 	base, queries := clustered(n, 30, dim, 20, 0.5, 4)
@@ -319,5 +359,27 @@ func TestHammer(t *testing.T) {
 				t.Fatalf("Search for all returned %d ids, Len = %d", len(all), idx.Len())
 			}
 		})
+	}
+}
+
+func TestPreferScan(t *testing.T) {
+	base, _ := clustered(3000, 0, 8, 10, 0.5, 3)
+	h := NewHNSW(8, Cosine, HNSWConfig{M: 8, EfConstruction: 32})
+	fill(t, h, base)
+	every := func(m uint32) Filter { return FilterFunc(func(id uint32) bool { return id%m == 0 }) }
+	for _, c := range []struct {
+		f    Filter
+		ef   int
+		want bool
+	}{
+		{every(1), 1, false},   // 24 < 3000 + 375
+		{every(2), 10, false},  // 480 < 1500 + 375
+		{every(200), 1, true},  // 4800 > 15 + 375
+		{every(5000), 1, true}, // only id 0 allowed: the sample finds none
+		{every(1), 200, true},  // 4800 > 3375: a beam this wide costs more than a scan
+	} {
+		if got := h.preferScan(c.f, c.ef, h.Len()); got != c.want {
+			t.Errorf("preferScan(ef %d) = %v, want %v", c.ef, got, c.want)
+		}
 	}
 }
