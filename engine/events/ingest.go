@@ -206,7 +206,8 @@ func (g *Ingestor) Ingest(body []byte, now time.Time) (Result, error) {
 // IngestFrom is Ingest for events read from an external log such as Kafka: it skips the
 // WAL (the external log is the log) and records pos as the position of source, atomically
 // with the apply, so that the next checkpoint saves them together and Positions returns it
-// after a restart. The caller passes the position to resume from (for Kafka, offset+1).
+// after a restart. The caller passes the position to resume from (for Kafka, offset+1). A
+// body that fails whole (not events JSON) still records pos, so the log moves past it.
 func (g *Ingestor) IngestFrom(source string, pos int64, body []byte, now time.Time) (Result, error) {
 	return g.ingest(body, now, source, pos, false)
 }
@@ -228,6 +229,12 @@ func (g *Ingestor) ingest(body []byte, now time.Time, source string, pos int64, 
 	defer func() { b.Reset(); g.batches.Put(b) }()
 	if err := Decode(body, now, g.cfg.Decode, b); err != nil {
 		g.ctr.failedBodies.Add(1)
+		if source != "" {
+			// Nothing to apply, but an external log must move past it.
+			g.posMu.Lock()
+			g.pos[source] = pos
+			g.posMu.Unlock()
+		}
 		return Result{}, err
 	}
 	// Check items against the catalog; unknown ones are rejected like invalid events.
