@@ -15,8 +15,10 @@ import (
 
 	"github.com/podium-rank/podium/engine/ann"
 	"github.com/podium-rank/podium/engine/catalog"
+	"github.com/podium-rank/podium/engine/events"
 	"github.com/podium-rank/podium/engine/pipeline"
 	"github.com/podium-rank/podium/engine/retrieval"
+	"github.com/podium-rank/podium/engine/stages"
 )
 
 // Config configures an Engine. Zero values get the defaults.
@@ -40,6 +42,9 @@ type Config struct {
 	MaxCandidates int
 	// MaxExclude bounds the exclude list of a request (default 5000).
 	MaxExclude int
+	// CoVisitCandidates is how many co-visited items of the session's recent items join
+	// the candidates when events are open (default 100).
+	CoVisitCandidates int
 }
 
 // MaxK is the largest k a request may ask for.
@@ -56,11 +61,15 @@ type Engine struct {
 	pop   *retrieval.Popularity
 	ret   *retrieval.Retriever
 	pipe  atomic.Pointer[pipeline.Pipeline]
+	ev    atomic.Pointer[events.Ingestor]
 	ready atomic.Bool
-	seq   atomic.Uint64
-	idPfx string
-	start time.Time
-	pool  sync.Pool
+	// defaultPipe is set while the pipeline is the built-in default, which OpenEvents
+	// rebuilds so that it reads real-time features.
+	defaultPipe atomic.Bool
+	seq         atomic.Uint64
+	idPfx       string
+	start       time.Time
+	pool        sync.Pool
 
 	stats Stats
 }
@@ -87,6 +96,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.MaxExclude <= 0 {
 		cfg.MaxExclude = 5000
 	}
+	if cfg.CoVisitCandidates <= 0 {
+		cfg.CoVisitCandidates = 100
+	}
 	metric := ann.Cosine
 	switch cfg.Metric {
 	case "", "cosine":
@@ -110,7 +122,8 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.pop = retrieval.NewPopularity(e.cat, cfg.PopularityFeature)
 	e.ret = retrieval.New(e.cat, e.idx, e.pop, cfg.Retrieval)
-	e.pipe.Store(&pipeline.Pipeline{Steps: []pipeline.Step{{Stage: pipeline.ByRetrieval{}}}})
+	e.defaultPipe.Store(true)
+	e.pipe.Store(e.defaultPipeline())
 	e.idPfx = fmt.Sprintf("%08x", uint32(time.Now().UnixNano()))
 	e.pool.New = func() any { return newRanking() }
 	return e, nil
@@ -129,7 +142,16 @@ func (e *Engine) Popularity() *retrieval.Popularity { return e.pop }
 func (e *Engine) Pipeline() *pipeline.Pipeline { return e.pipe.Load() }
 
 // SetPipeline atomically replaces the live pipeline; requests in flight finish on the old one.
-func (e *Engine) SetPipeline(p *pipeline.Pipeline) { e.pipe.Store(p) }
+func (e *Engine) SetPipeline(p *pipeline.Pipeline) {
+	e.defaultPipe.Store(false)
+	e.pipe.Store(p)
+}
+
+// defaultPipeline is the pipeline the engine runs when none is configured: one native
+// linear blend of similarity, co-visitation and popularity (stages.DefaultBlend).
+func (e *Engine) defaultPipeline() *pipeline.Pipeline {
+	return &pipeline.Pipeline{Steps: []pipeline.Step{{Stage: stages.NewLinear("rank", stages.DefaultBlend, e.Sources())}}}
+}
 
 // Ready reports whether the catalog and index are loaded.
 func (e *Engine) Ready() bool { return e.ready.Load() }
@@ -153,8 +175,8 @@ func (e *Engine) RefreshLoop(interval time.Duration, stop <-chan struct{}) {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
-			e.pop.Refresh(false)
+		case now := <-t.C:
+			e.refreshPopularity(now)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/podium-rank/podium/engine/events"
 	"github.com/podium-rank/podium/engine/features"
 	"github.com/podium-rank/podium/engine/pipeline"
 	"github.com/podium-rank/podium/engine/retrieval"
@@ -63,6 +64,8 @@ type Ranking struct {
 	scratch retrieval.Scratch
 	sig     retrieval.Signals
 	cands   []uint32
+	sess    []float32
+	cov     []events.Scored
 }
 
 func newRanking() any { return &Ranking{} }
@@ -136,7 +139,22 @@ func (e *Engine) Rank(req *RankRequest) (*Ranking, error) {
 	if pr.KnownUser && e.cat.User(pr.User, &env.User) {
 		env.HasUser, user = true, &env.User
 	}
-	env.Now = time.Now().UnixMicro()
+	now := time.Now()
+	env.Now = now.UnixMicro()
+	ev := e.ev.Load()
+	if ev != nil {
+		st := ev.State()
+		r.sess = st.SessionVector(pr.UserID, pr.SessionID, now, r.sess)
+		r.sig.Session = r.sess
+		pr.Exclude = st.AppendExcluded(pr.UserID, pr.SessionID, now, pr.Exclude)
+		r.cov = st.SessionCoVisited(pr.UserID, pr.SessionID, now, e.cfg.CoVisitCandidates, r.cov[:0])
+		if len(r.cov) > 0 && r.cov[0].Score > 0 {
+			inv := 1 / r.cov[0].Score
+			for _, c := range r.cov {
+				env.CoVisit.Put(c.ID, c.Score*inv)
+			}
+		}
+	}
 	q, src := e.ret.Query(user, &r.sig, &r.scratch, env.Query)
 	env.Query = q
 	if req.HasCandidates {
@@ -154,13 +172,16 @@ func (e *Engine) Rank(req *RankRequest) (*Ranking, error) {
 		}
 		e.ret.Rerank(r.cands, q, &r.scratch, &r.List)
 	} else {
-		e.ret.Retrieve(pr, q, src, &r.scratch, &r.List)
+		e.ret.Retrieve(pr, q, src, &env.CoVisit, &r.scratch, &r.List)
 	}
 	r.Retrieved = r.List.Len()
 	e.pipe.Load().Run(env, &r.List, &r.Result)
 	e.stats.Requests.Add(1)
 	if r.Result.FellBack {
 		e.stats.FellBack.Add(1)
+	}
+	if ev != nil {
+		ev.State().RecordServed(r.RequestID, "champion", pr.UserID, pr.SessionID, r.List.IDs, now)
 	}
 	r.TookUS = monoMicros() - t0
 	return r, nil

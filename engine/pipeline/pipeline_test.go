@@ -127,3 +127,21 @@ func TestParse(t *testing.T) {
 		t.Fatal("want error")
 	}
 }
+
+func TestSparseScores(t *testing.T) {
+	var s SparseScores
+	s.Reset()
+	s.Put(7, 0.5)
+	s.Put(3, 1)
+	s.Put(7, 0.25)
+	if v, ok := s.Get(7); !ok || v != 0.25 {
+		t.Fatalf("Get(7) = %v %v", v, ok)
+	}
+	if _, ok := s.Get(4); ok || len(s.IDs()) != 2 || s.IDs()[0] != 7 {
+		t.Fatalf("ids %v", s.IDs())
+	}
+	s.Reset()
+	if _, ok := s.Get(7); ok || len(s.IDs()) != 0 {
+		t.Fatal("Reset kept scores")
+	}
+}

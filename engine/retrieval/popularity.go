@@ -30,6 +30,7 @@ type popSnap struct {
 	version uint64
 	ids     []uint32
 	scores  []float32
+	byID    []float32 // score of each dense id divided by max
 	max     float32
 }
 
@@ -89,6 +90,13 @@ func (p *Popularity) Refresh(force bool) bool {
 	if len(s.scores) > 0 {
 		s.max = s.scores[0]
 	}
+	s.byID = tmp
+	if s.max > 0 {
+		inv := 1 / s.max
+		for i := range tmp {
+			tmp[i] *= inv
+		}
+	}
 	p.snap.Store(s)
 	return true
 }
@@ -110,6 +118,16 @@ func (p *Popularity) Top(f ann.Filter, add func(id uint32, score float32) bool) 
 			return
 		}
 	}
+}
+
+// Score returns the popularity of an item relative to the most popular one (0 to 1), as of
+// the last Refresh; 0 for items unknown then.
+func (p *Popularity) Score(id uint32) float32 {
+	s := p.snap.Load()
+	if int(id) < len(s.byID) {
+		return s.byID[id]
+	}
+	return 0
 }
 
 // Len returns the number of items in the current order.

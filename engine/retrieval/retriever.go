@@ -124,16 +124,32 @@ func (r *Retriever) Query(user *features.UserRow, sig *Signals, s *Scratch, dst 
 	return dst, src
 }
 
-// Retrieve appends req's candidates to l: the ANN neighbours of q (source src) and popular
-// items, skipping unavailable and excluded items during the search. Candidates of a
-// request with a query are scored by similarity to it; without one, by relative popularity.
-func (r *Retriever) Retrieve(req *pipeline.Request, q []float32, src pipeline.Source, s *Scratch, l *pipeline.List) {
+// Retrieve appends req's candidates to l: the co-visited items of cov (if any), the ANN
+// neighbours of q (source src) and popular items, skipping unavailable and excluded items
+// during the search. Candidates of a request with a query are scored by similarity to it;
+// without one, co-visited items by their co-visitation score and the others by relative
+// popularity.
+func (r *Retriever) Retrieve(req *pipeline.Request, q []float32, src pipeline.Source, cov *pipeline.SparseScores, s *Scratch, l *pipeline.List) {
 	n := r.cat.ItemCap()
 	s.seen.Reset(n)
 	for _, id := range req.Exclude {
 		s.seen.Set(id)
 	}
 	s.filter = availFilter{cat: r.cat, excl: &s.seen}
+	if cov != nil {
+		for _, id := range cov.IDs() {
+			if !s.filter.Allow(id) {
+				continue
+			}
+			score, _ := cov.Get(id)
+			if len(q) > 0 && r.cat.HasEmbedding(id) {
+				s.vec = r.cat.Embedding(id, s.vec[:0])
+				score = cosine(q, s.vec)
+			}
+			s.seen.Set(id)
+			l.Add(id, score, pipeline.SourceCoVisit)
+		}
+	}
 	want := r.cfg.ANN
 	if len(q) > 0 && r.idx != nil && r.idx.Len() > 0 {
 		s.res = r.idx.Search(q, r.cfg.ANN, &s.filter, s.res[:0])

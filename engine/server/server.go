@@ -20,6 +20,7 @@ import (
 
 	"github.com/podium-rank/podium/engine"
 	"github.com/podium-rank/podium/engine/catalog"
+	"github.com/podium-rank/podium/engine/events"
 	"github.com/podium-rank/podium/engine/pipeline"
 )
 
@@ -29,6 +30,8 @@ type Config struct {
 	MaxRankBody int
 	// MaxBulkBody bounds a bulk NDJSON body in bytes (default 1 GiB); larger ones get 413.
 	MaxBulkBody int64
+	// MaxEventsBody bounds a /v1/events body in bytes (default 16 MiB); larger ones get 413.
+	MaxEventsBody int
 	// ReadTimeout and WriteTimeout bound slow clients (defaults 30 s and 30 s).
 	ReadTimeout, WriteTimeout time.Duration
 	// Concurrency bounds concurrent connections (default 64k).
@@ -50,6 +53,9 @@ func New(e *engine.Engine, cfg Config) *Server {
 	}
 	if cfg.MaxBulkBody <= 0 {
 		cfg.MaxBulkBody = 1 << 30
+	}
+	if cfg.MaxEventsBody <= 0 {
+		cfg.MaxEventsBody = 16 << 20
 	}
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = 30 * time.Second
@@ -119,6 +125,11 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		s.deleteItem(ctx, string(path[len("/v1/items/"):]))
+	case bytes.Equal(path, []byte("/v1/events")):
+		if !allow(ctx, "POST") {
+			return
+		}
+		s.events(ctx)
 	case bytes.Equal(path, []byte("/livez")):
 		if !allow(ctx, "GET") {
 			return
@@ -257,22 +268,32 @@ func tooLarge(ctx *fasthttp.RequestCtx, msg string) {
 	writeError(ctx, fasthttp.StatusRequestEntityTooLarge, CodeTooLarge, msg)
 }
 
-func (s *Server) rank(ctx *fasthttp.RequestCtx) {
-	st := s.pool.Get().(*reqState)
-	defer s.pool.Put(st)
+// boundedBody returns the request body, reading a streamed one into st.body, or answers
+// 400/413 and returns false.
+func boundedBody(ctx *fasthttp.RequestCtx, st *reqState, limit int) ([]byte, bool) {
 	body := ctx.PostBody()
 	if ctx.Request.IsBodyStream() {
-		// Bigger than the in-memory limit, or chunked: read at most one byte past it.
+		// Bigger than the in-memory limit, or chunked: read at most one byte past the limit.
 		var err error
-		st.body, err = readAtMost(ctx.RequestBodyStream(), st.body[:0], s.cfg.MaxRankBody+1)
+		st.body, err = readAtMost(ctx.RequestBodyStream(), st.body[:0], limit+1)
 		if err != nil {
 			writeError(ctx, fasthttp.StatusBadRequest, CodeInvalidArgument, "cannot read request body: "+err.Error())
-			return
+			return nil, false
 		}
 		body = st.body
 	}
-	if len(body) > s.cfg.MaxRankBody {
-		tooLarge(ctx, fmt.Sprintf("request body is larger than %d bytes", s.cfg.MaxRankBody))
+	if len(body) > limit {
+		tooLarge(ctx, fmt.Sprintf("request body is larger than %d bytes", limit))
+		return nil, false
+	}
+	return body, true
+}
+
+func (s *Server) rank(ctx *fasthttp.RequestCtx) {
+	st := s.pool.Get().(*reqState)
+	defer s.pool.Put(st)
+	body, ok := boundedBody(ctx, st, s.cfg.MaxRankBody)
+	if !ok {
 		return
 	}
 	if !s.e.Ready() {
@@ -429,6 +450,47 @@ func (s *Server) bulk(ctx *fasthttp.RequestCtx, load func(io.Reader) (catalog.Re
 	ctx.SetBody(append(body, '\n'))
 }
 
+func (s *Server) events(ctx *fasthttp.RequestCtx) {
+	g := s.e.Events()
+	if g == nil {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, CodeNotReady, "event ingestion is not open yet (the engine is loading)")
+		return
+	}
+	st := s.pool.Get().(*reqState)
+	defer s.pool.Put(st)
+	body, ok := boundedBody(ctx, st, s.cfg.MaxEventsBody)
+	if !ok {
+		return
+	}
+	res, err := g.Ingest(body, time.Now())
+	switch {
+	case errors.Is(err, events.ErrTooManyEvents):
+		tooLarge(ctx, err.Error())
+		return
+	case errors.Is(err, events.ErrEmptyBody), errors.Is(err, events.ErrBadBody):
+		writeError(ctx, fasthttp.StatusBadRequest, CodeInvalidArgument, trimErr(err)+`; send a JSON array or NDJSON of events such as {"type":"click","user_id":"u1","item_id":"i9"}`)
+		return
+	case err != nil:
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "unavailable", "events were not accepted: "+err.Error())
+		return
+	}
+	ctx.SetContentType("application/json")
+	if res.Accepted == 0 && res.Rejected > 0 {
+		// Nothing was applied: a client mistake, with the per-event report beside it.
+		b := appendString(append(st.out[:0], `{"error":{"code":"invalid_argument","message":`...),
+			fmt.Sprintf("none of the %d events was accepted; see errors", res.Rejected))
+		b = append(b, "},"...)
+		rep := res.AppendJSON(nil)
+		st.out = append(append(b, rep[1:]...), '\n')
+		ctx.SetStatusCode(fasthttp.StatusBadRequest)
+		ctx.SetBody(st.out)
+		return
+	}
+	st.out = append(res.AppendJSON(st.out[:0]), '\n')
+	ctx.SetStatusCode(fasthttp.StatusAccepted)
+	ctx.SetBody(st.out)
+}
+
 func (s *Server) deleteItem(ctx *fasthttp.RequestCtx, id string) {
 	if id == "" {
 		writeError(ctx, fasthttp.StatusBadRequest, CodeInvalidArgument, "item id is empty; use DELETE /v1/items/{id}")
@@ -460,6 +522,18 @@ func (s *Server) metrics(ctx *fasthttp.RequestCtx) {
 	b = append(b, "\n# TYPE podium_catalog_items gauge\npodium_catalog_items "...)
 	b = strconv.AppendInt(b, int64(s.e.Catalog().LiveItems()), 10)
 	b = append(b, '\n')
+	if g := s.e.Events(); g != nil {
+		m := g.Metrics(time.Now())
+		b = append(b, "# TYPE podium_events_total counter\n"...)
+		for _, tc := range m.ByType {
+			b = fmt.Appendf(b, "podium_events_total{type=%q,result=\"accepted\"} %d\n", tc.Type, tc.Accepted)
+			b = fmt.Appendf(b, "podium_events_total{type=%q,result=\"rejected\"} %d\n", tc.Type, tc.Rejected)
+		}
+		b = fmt.Appendf(b, "# TYPE podium_event_ingest_lag_seconds gauge\npodium_event_ingest_lag_seconds{quantile=\"0.5\"} %g\npodium_event_ingest_lag_seconds{quantile=\"0.99\"} %g\n",
+			m.LagP50.Seconds(), m.LagP99.Seconds())
+		b = fmt.Appendf(b, "# TYPE podium_feature_staleness_seconds gauge\npodium_feature_staleness_seconds{what=\"since_last_apply\"} %g\npodium_feature_staleness_seconds{what=\"newest_event_age\"} %g\n",
+			m.SinceLastApply.Seconds(), m.NewestEventAge.Seconds())
+	}
 	ctx.SetContentType("text/plain; version=0.0.4")
 	ctx.SetBody(b)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/podium-rank/podium/engine"
 	"github.com/podium-rank/podium/engine/ann"
+	"github.com/podium-rank/podium/engine/events"
 	"github.com/podium-rank/podium/engine/demo"
 )
 
@@ -48,6 +49,9 @@ func newEngine(t testing.TB, ready bool) (*engine.Engine, net.Listener) {
 		t.Fatal(err)
 	}
 	if err := e.LoadDemo(dc); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.OpenEvents(t.TempDir(), events.DefaultConfig()); err != nil {
 		t.Fatal(err)
 	}
 	if ready {

@@ -14,12 +14,14 @@ import (
 // Built-in feature names the host computes per request. Plugins ask for them by name like
 // any catalog feature.
 const (
-	FeatureRetrievalScore = "retrieval_score" // similarity to the query, or relative popularity
-	FeatureRetriever      = "retriever"       // which retriever found the candidate (pipeline.Source)
-	FeatureScore          = "score"           // the score from the previous stage
-	FeaturePosition       = "position"        // 0-based position in the incoming list
-	UserFeaturePrefix     = "user."           // user.<name>: the requesting user's feature, same for every candidate
-	ContextFeaturePrefix  = "ctx."            // ctx.<key>: a numeric request context value
+	FeatureRetrievalScore = "retrieval_score"  // similarity to the query, or relative popularity
+	FeatureRetriever      = "retriever"        // which retriever found the candidate (pipeline.Source)
+	FeatureScore          = "score"            // the score from the previous stage
+	FeaturePosition       = "position"         // 0-based position in the incoming list
+	FeatureCoVisit        = "covisit_score"    // co-visitation with the session's recent items, 0..1
+	FeaturePopularity     = "popularity_score" // popularity (static blended with live events) relative to the top item, 0..1
+	UserFeaturePrefix     = "user."            // user.<name>: the requesting user's feature, same for every candidate
+	ContextFeaturePrefix  = "ctx."             // ctx.<key>: a numeric request context value
 )
 
 // Realtime serves request-time features computed from events (counts, CTR, trending) by
@@ -44,6 +46,8 @@ const (
 	srcPosition
 	srcUser
 	srcContext
+	srcCoVisit
+	srcPopularity
 )
 
 type column struct {
@@ -61,11 +65,22 @@ type FeaturePlan struct {
 	cols  []column
 	cat   *catalog.Catalog
 	rt    Realtime
+	pop   func(id uint32) float32
 }
 
-// NewFeaturePlan resolves names against cat and rt (which may be nil).
-func NewFeaturePlan(names []string, cat *catalog.Catalog, rt Realtime) *FeaturePlan {
-	p := &FeaturePlan{names: append([]string(nil), names...), cols: make([]column, len(names)), cat: cat, rt: rt}
+// Sources are where a FeaturePlan reads from.
+type Sources struct {
+	Catalog *catalog.Catalog
+	// Realtime serves event-based features; nil for none.
+	Realtime Realtime
+	// Popularity returns an item's relative popularity (0..1); nil reads 0.
+	Popularity func(id uint32) float32
+}
+
+// NewFeaturePlan resolves names against src.
+func NewFeaturePlan(names []string, src Sources) *FeaturePlan {
+	p := &FeaturePlan{names: append([]string(nil), names...), cols: make([]column, len(names)),
+		cat: src.Catalog, rt: src.Realtime, pop: src.Popularity}
 	for i, n := range names {
 		p.cols[i] = p.resolve(n)
 	}
@@ -85,6 +100,10 @@ func (p *FeaturePlan) resolve(name string) column {
 		return column{kind: srcScore}
 	case FeaturePosition:
 		return column{kind: srcPosition}
+	case FeatureCoVisit:
+		return column{kind: srcCoVisit}
+	case FeaturePopularity:
+		return column{kind: srcPopularity}
 	}
 	if rest, ok := strings.CutPrefix(name, UserFeaturePrefix); ok {
 		if c, ok := p.cat.UserSchema().Lookup(rest); ok {
@@ -147,6 +166,17 @@ func (p *FeaturePlan) Fill(env *pipeline.Env, l *pipeline.List, s *Scratch, dst 
 		case srcPosition:
 			for i := range out {
 				out[i] = float32(i)
+			}
+		case srcCoVisit:
+			for i, id := range l.IDs {
+				out[i], _ = env.CoVisit.Get(id)
+			}
+		case srcPopularity:
+			for i, id := range l.IDs {
+				out[i] = 0
+				if p.pop != nil {
+					out[i] = p.pop(id)
+				}
 			}
 		case srcUser:
 			v := nan

@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/podium-rank/podium/engine/events"
+	"github.com/podium-rank/podium/engine/stages"
+)
+
+// OpenEvents starts real-time event ingestion with its write-ahead log and checkpoints in
+// dir ("" keeps state in memory only). Call it after the initial catalog load and before
+// SetReady: it replays what dir holds, which refers to catalog items. From then on events
+// change the very next ranking: session vectors, exclusions, co-visitation candidates,
+// live popularity and real-time features.
+func (e *Engine) OpenEvents(dir string, cfg events.Config) error {
+	g, err := events.Open(dir, cfg, e.cat)
+	if err != nil {
+		return fmt.Errorf("cannot open events in %q: %w", dir, err)
+	}
+	e.ev.Store(g)
+	e.refreshPopularity(time.Now())
+	if e.defaultPipe.Load() {
+		e.pipe.Store(e.defaultPipeline())
+	}
+	return nil
+}
+
+// Events returns the event ingestor, or nil before OpenEvents.
+func (e *Engine) Events() *events.Ingestor { return e.ev.Load() }
+
+// Close stops event ingestion, writing a checkpoint.
+func (e *Engine) Close() error {
+	if g := e.ev.Load(); g != nil {
+		return g.Close()
+	}
+	return nil
+}
+
+// refreshPopularity rebuilds the popularity order, blending live event counts when events
+// are open.
+func (e *Engine) refreshPopularity(now time.Time) {
+	if g := e.ev.Load(); g != nil {
+		e.pop.SetScore(g.State().PopularityScore(now))
+		e.pop.Refresh(true)
+		return
+	}
+	e.pop.Refresh(false)
+}
+
+// realtime adapts the event state to stages.Realtime.
+type realtime struct{ st *events.State }
+
+func (r realtime) Column(name string) (int, bool) { return r.st.FeatureColumn(name) }
+
+func (r realtime) Gather(ids []uint32, cols []int, now int64, dst []float32) []float32 {
+	return r.st.Gather(ids, cols, time.UnixMicro(now), dst)
+}
+
+// Sources returns where stages read features from: the catalog, the event state (once
+// open) and the popularity retriever.
+func (e *Engine) Sources() stages.Sources {
+	src := stages.Sources{Catalog: e.cat, Popularity: e.pop.Score}
+	if g := e.ev.Load(); g != nil {
+		src.Realtime = realtime{g.State()}
+	}
+	return src
+}
