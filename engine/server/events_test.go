@@ -10,7 +10,6 @@ import (
 	"github.com/bytedance/sonic"
 )
 
-
 func TestEventsRoute(t *testing.T) {
 	url, _ := startEngine(t, true, Config{})
 	code, b := do(t, "POST", url+"/v1/events", `[{"type":"click","user_id":"u1","session_id":"s1","item_id":"i9"},
@@ -45,7 +44,8 @@ func TestEventsRoute(t *testing.T) {
 		msg    string
 	}{
 		{``, 400, "no events"},
-		{`{"type":`, 400, "JSON array or NDJSON"},
+		{`{"type":`, 400, "none of the 1 events"},
+		{`[{"type":"view"`, 400, "JSON array or NDJSON"},
 		{`[{"type":"teleport"}]`, 400, "none of the 1 events"},
 	} {
 		code, b := do(t, "POST", url+"/v1/events", c.body)

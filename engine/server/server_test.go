@@ -14,8 +14,8 @@ import (
 
 	"github.com/podium-rank/podium/engine"
 	"github.com/podium-rank/podium/engine/ann"
-	"github.com/podium-rank/podium/engine/events"
 	"github.com/podium-rank/podium/engine/demo"
+	"github.com/podium-rank/podium/engine/events"
 )
 
 // testEngine builds one small demo engine per test binary; tests that change the catalog
