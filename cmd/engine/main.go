@@ -16,6 +16,8 @@ import (
 
 	"github.com/podium-rank/podium/engine"
 	"github.com/podium-rank/podium/engine/demo"
+	"github.com/podium-rank/podium/engine/events"
+	"github.com/podium-rank/podium/engine/events/wal"
 	"github.com/podium-rank/podium/engine/server"
 )
 
@@ -37,10 +39,25 @@ func run(args []string) int {
 		annCands  = fs.Int("ann-candidates", 500, "candidates retrieved from the ANN index per request")
 		popCands  = fs.Int("popular-candidates", 50, "popular items added to each personalised request")
 		demoItems = fs.Int("demo-items", 0, "items in the demo catalog (default 100000)")
+		dataDir   = fs.String("data-dir", "podium-data", "directory for the event write-ahead log and checkpoints (\"\" keeps events in memory only)")
+		fsync     = fs.String("fsync", "always", "event log fsync policy: always (before the 202), interval (every 10ms) or none")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	ecfg := events.DefaultConfig()
+	switch *fsync {
+	case "always":
+		ecfg.Sync = wal.SyncAlways
+	case "interval":
+		ecfg.Sync = wal.SyncInterval
+	case "none":
+		ecfg.Sync = wal.SyncNone
+	default:
+		fmt.Fprintf(os.Stderr, "engine: --fsync must be always, interval or none, not %q\n", *fsync)
+		return 2
+	}
+	ecfg.CheckpointInterval = time.Minute
 	cfg := engine.Config{Dim: *dim, Index: *index, Metric: *metric}
 	cfg.HNSW.EfSearch = *efSearch
 	cfg.Retrieval.ANN, cfg.Retrieval.Popular = *annCands, *popCands
@@ -104,6 +121,11 @@ func run(args []string) int {
 			log.Printf("engine: %s:%d: %s", f.path, le.Line, le.Error)
 		}
 	}
+	if err := e.OpenEvents(*dataDir, ecfg); err != nil {
+		log.Printf("engine: %v", err)
+		return 1
+	}
+	defer e.Close()
 	e.SetReady()
 	stop := make(chan struct{})
 	go e.RefreshLoop(time.Second, stop)

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary run as the engine itself, so the tests below can start,
+// SIGKILL and restart a real engine process.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("PODIUM_RUN_MAIN"); args != "" {
+		os.Exit(run(strings.Fields(args)))
+	}
+	os.Exit(m.Run())
+}
+
+var listenRE = regexp.MustCompile(`listening on (http://[0-9.:]+)`)
+
+// startProcess runs the engine with args and returns its base URL once /readyz is 200.
+func startProcess(t *testing.T, args string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PODIUM_RUN_MAIN="+args)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sent := false
+		for sc.Scan() {
+			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil && !sent {
+				found <- m[1]
+				sent = true
+			}
+		}
+	}()
+	var url string
+	select {
+	case url = <-found:
+	case <-time.After(60 * time.Second):
+		t.Fatal("engine did not start listening")
+	}
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		resp, err := http.Get(url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return cmd, url
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("engine did not become ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func post(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestAcknowledgedEventSurvivesSIGKILL: an event answered 202 is applied again after the
+// engine is killed with SIGKILL and restarted on the same data directory.
+func TestAcknowledgedEventSurvivesSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts engine processes")
+	}
+	dir := t.TempDir()
+	args := "--demo --demo-items 2000 --addr 127.0.0.1:0 --data-dir " + dir
+	cmd, url := startProcess(t, args)
+	rerank := `{"user_id":"u1","k":5,"candidates":["i1","i2","i3"]}`
+	if code, body := post(t, url+"/v1/rank", rerank); code != 200 || !strings.Contains(body, `"i2"`) {
+		t.Fatalf("before: %d %s", code, body)
+	}
+	// A purchase excludes the item from the user's rankings (30 days by default).
+	if code, body := post(t, url+"/v1/events", `{"type":"purchase","user_id":"u1","item_id":"i2"}`); code != 202 {
+		t.Fatalf("event: %d %s", code, body)
+	}
+	if _, body := post(t, url+"/v1/rank", rerank); strings.Contains(body, `"i2"`) {
+		t.Fatalf("purchase not applied to the next request: %s", body)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	_, url = startProcess(t, args)
+	if code, body := post(t, url+"/v1/rank", rerank); code != 200 || strings.Contains(body, `"i2"`) || !strings.Contains(body, `"i3"`) {
+		t.Fatalf("after SIGKILL and restart the purchase is lost: %d %s", code, body)
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"--nope"}, {}, {"--demo", "--fsync", "sometimes", "--addr", "127.0.0.1:0", "--demo-items", "100"}} {
+		if code := run(args); code == 0 {
+			t.Fatalf("run(%v) = 0, want an error", args)
+		}
+	}
+}
