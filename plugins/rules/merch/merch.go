@@ -1,0 +1,341 @@
+package merch
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// config is compiled params: immutable, shared by a Rules and its clones.
+type config struct {
+	nfeat, nattr int
+	drop         []cond
+	adjust       []adjust // boosts, then buries, in params order
+	pins         []pin    // sorted by id
+	capCol       int      // -1: no cap
+	capMax       int
+	capDrop      bool
+	warnings     []string
+}
+
+// Rules applies compiled merchandising rules to one request at a time. It holds scratch
+// buffers, so it is not goroutine-safe: use one per goroutine (Clone is cheap).
+type Rules struct {
+	c *config
+	// cap scratch, grown to the largest request seen
+	slots   []int32 // open-addressing table: attribute code + 1, 0 empty
+	slotCnt []int32 // members per slot, then heap fill
+	slotOff []int32 // segment offset of the slot's heap in heap
+	slotOf  []int32 // slot of each candidate, -1 if exempt
+	heap    []int32 // per-slot min-heaps of candidate indexes (worst on top)
+	inCap   []bool
+}
+
+// New compiles params JSON (see Params), resolving attribute values and item ids through
+// lookup. Unknown values and ids are not errors (see Warnings).
+func New(params []byte, lookup Lookup) (*Rules, error) {
+	p, err := DecodeParams(params)
+	if err != nil {
+		return nil, err
+	}
+	return NewFromParams(p, lookup)
+}
+
+// NewFromParams compiles decoded params (see New).
+func NewFromParams(p Params, lookup Lookup) (*Rules, error) {
+	c, err := compile(p, lookup)
+	if err != nil {
+		return nil, err
+	}
+	r := &Rules{c: c}
+	r.grow(1024)
+	return r, nil
+}
+
+// Clone returns Rules sharing r's compiled rules with scratch of its own.
+func (r *Rules) Clone() *Rules {
+	c := &Rules{c: r.c}
+	c.grow(len(r.slotOf))
+	return c
+}
+
+// Warnings returns what compiling the params noticed but did not refuse: attribute values
+// and pinned ids the engine does not know. The Wasm guest logs them at init.
+func (r *Rules) Warnings() []string { return r.c.warnings }
+
+// Input is one request's inputs, in the ABI's layout; n is len(Scores).
+type Input struct {
+	// IDs are the candidates' dense ids (for pins).
+	IDs []uint32
+	// Features is the column-major feature matrix: feature j of candidate i at [j·n+i],
+	// NaN when missing.
+	Features []float32
+	// Attributes is the column-major attribute matrix of codes, -1 when missing.
+	Attributes []int32
+	// Scores are the incoming scores.
+	Scores []float32
+}
+
+// Output receives the rules' decisions, one entry per candidate, as ABI §4 defines them for
+// a rules stage: the engine drops candidates with Keep 0, orders the rest by Scores
+// (descending) and moves each candidate with Pin ≥ 0 to that position.
+type Output struct {
+	Keep   []uint8
+	Scores []float32
+	Pin    []int32
+}
+
+// Apply runs the rules for one request and writes every entry of out: first drop_if, then
+// boosts and buries (in params order), then pins (a pin beyond the list goes to its end;
+// dropped candidates are not pinned), then the cap over the kept, unpinned candidates in
+// score order (ties go to the lower candidate index). Apply does not allocate once its
+// scratch has grown to the request's size.
+func (r *Rules) Apply(in Input, out Output) error {
+	c := r.c
+	n := len(in.Scores)
+	switch {
+	case len(in.IDs) != n:
+		return fmt.Errorf("%w: %d ids for %d candidates", ErrInput, len(in.IDs), n)
+	case len(in.Features) != c.nfeat*n:
+		return fmt.Errorf("%w: %d feature values for %d candidates × %d columns", ErrInput, len(in.Features), n, c.nfeat)
+	case len(in.Attributes) != c.nattr*n:
+		return fmt.Errorf("%w: %d attribute codes for %d candidates × %d columns", ErrInput, len(in.Attributes), n, c.nattr)
+	case len(out.Keep) != n || len(out.Scores) != n || len(out.Pin) != n:
+		return fmt.Errorf("%w: outputs of %d, %d and %d entries for %d candidates", ErrInput,
+			len(out.Keep), len(out.Scores), len(out.Pin), n)
+	}
+	for i := range out.Keep {
+		out.Keep[i] = 1
+	}
+	copy(out.Scores, in.Scores)
+	for i := range out.Pin {
+		out.Pin[i] = -1
+	}
+	for k := range c.drop {
+		d := &c.drop[k]
+		for i := range n {
+			if d.match(&in, n, i) {
+				out.Keep[i] = 0
+			}
+		}
+	}
+	for k := range c.adjust {
+		a := &c.adjust[k]
+		for i := range n {
+			if a.match(&in, n, i) {
+				out.Scores[i] = clamp(out.Scores[i]*a.mul + a.add)
+			}
+		}
+	}
+	if len(c.pins) > 0 {
+		for i, id := range in.IDs {
+			if out.Keep[i] == 0 || id < c.pins[0].id || id > c.pins[len(c.pins)-1].id {
+				continue
+			}
+			if j, ok := slices.BinarySearchFunc(c.pins, id, func(p pin, id uint32) int {
+				return int(int64(p.id) - int64(id))
+			}); ok {
+				out.Pin[i] = min(c.pins[j].pos, int32(n-1))
+			}
+		}
+	}
+	if c.capCol >= 0 && n > c.capMax {
+		r.applyCap(in.Attributes[c.capCol*n:(c.capCol+1)*n], out)
+	}
+	return nil
+}
+
+func (k *cond) match(in *Input, n, i int) bool {
+	if k.attr {
+		code := in.Attributes[k.col*n+i]
+		if code < 0 {
+			return k.missing
+		}
+		_, found := slices.BinarySearch(k.codes, code)
+		return found
+	}
+	x := in.Features[k.col*n+i]
+	if x != x {
+		return k.missing
+	}
+	if len(k.cmps) == 0 {
+		return false // a missing-only condition
+	}
+	for _, c := range k.cmps {
+		var ok bool
+		switch c.op {
+		case opLT:
+			ok = x < c.v
+		case opLE:
+			ok = x <= c.v
+		case opGT:
+			ok = x > c.v
+		case opGE:
+			ok = x >= c.v
+		case opEQ:
+			ok = x == c.v
+		case opNE:
+			ok = x != c.v
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// grow sizes the cap scratch for n candidates.
+func (r *Rules) grow(n int) {
+	if n <= len(r.slotOf) {
+		return
+	}
+	size := 1
+	for size < 2*n {
+		size <<= 1
+	}
+	r.slots = make([]int32, size)
+	r.slotCnt = make([]int32, size)
+	r.slotOff = make([]int32, size)
+	r.slotOf = make([]int32, n)
+	r.heap = make([]int32, n)
+	r.inCap = make([]bool, n)
+}
+
+// better reports whether candidate a ranks above b: higher score, then lower index.
+func better(scores []float32, a, b int32) bool {
+	if scores[a] != scores[b] {
+		return scores[a] > scores[b]
+	}
+	return a < b
+}
+
+// applyCap keeps, per attribute value, the capMax best kept and unpinned candidates, and
+// pushes down or drops the rest. Each value's best are found with a min-heap of capMax
+// entries, so the cost is O(n log capMax) and independent of the order of the input.
+func (r *Rules) applyCap(codes []int32, out Output) {
+	c := r.c
+	n := len(codes)
+	r.grow(n)
+	slots, cnt := r.slots, r.slotCnt
+	clear(slots)
+	clear(cnt)
+	mask := uint32(len(slots) - 1)
+	// Pass 1: the slot of each capped candidate, and the size of each value's group.
+	for i, code := range codes {
+		r.slotOf[i] = -1
+		r.inCap[i] = true
+		if code < 0 || out.Keep[i] == 0 || out.Pin[i] >= 0 {
+			continue
+		}
+		h := (uint32(code) * 0x9E3779B1) & mask
+		for slots[h] != 0 && slots[h] != code+1 {
+			h = (h + 1) & mask
+		}
+		slots[h] = code + 1
+		cnt[h]++
+		r.slotOf[i] = int32(h)
+	}
+	// Each slot's heap gets min(count, capMax) entries of r.heap.
+	off := int32(0)
+	for h := range slots {
+		if slots[h] != 0 {
+			r.slotOff[h] = off
+			off += min(cnt[h], int32(c.capMax))
+			cnt[h] = 0 // now the heap's fill
+		}
+	}
+	// Pass 2: push every candidate into its value's heap; a full heap keeps the best.
+	scores := out.Scores
+	capMax := int32(c.capMax)
+	for i := range codes {
+		h := r.slotOf[i]
+		if h < 0 {
+			continue
+		}
+		// The slot's segment holds min(group size, capMax) entries; fill never passes the
+		// group size, and the heap is full (and replaced into) only when that is capMax.
+		heap := r.heap[r.slotOff[h]:]
+		fill := cnt[h]
+		idx := int32(i)
+		if fill < capMax {
+			// sift up
+			j := fill
+			for j > 0 {
+				p := (j - 1) / 2
+				if !better(scores, heap[p], idx) {
+					break
+				}
+				heap[j] = heap[p]
+				j = p
+			}
+			heap[j] = idx
+			cnt[h] = fill + 1
+			r.inCap[i] = true
+			continue
+		}
+		if !better(scores, idx, heap[0]) {
+			r.inCap[i] = false
+			continue
+		}
+		r.inCap[heap[0]] = false
+		r.inCap[i] = true
+		// replace the root and sift down
+		j := int32(0)
+		for {
+			l := 2*j + 1
+			if l >= capMax {
+				break
+			}
+			w := l
+			if rr := l + 1; rr < capMax && better(scores, heap[l], heap[rr]) {
+				w = rr
+			}
+			if !better(scores, idx, heap[w]) {
+				break
+			}
+			heap[j] = heap[w]
+			j = w
+		}
+		heap[j] = idx
+	}
+	if c.capDrop {
+		for i, in := range r.inCap[:n] {
+			if !in {
+				out.Keep[i] = 0
+			}
+		}
+		return
+	}
+	// Push: shift the overflow below the lowest kept candidate within its cap.
+	lo, hi := math.Inf(1), math.Inf(-1)
+	over := false
+	for i, in := range r.inCap[:n] {
+		if out.Keep[i] == 0 {
+			continue
+		}
+		s := float64(scores[i])
+		if in {
+			lo = min(lo, s)
+		} else {
+			hi = max(hi, s)
+			over = true
+		}
+	}
+	if !over || hi < lo {
+		return
+	}
+	shift := hi - lo + 1
+	for i, in := range r.inCap[:n] {
+		if !in && out.Keep[i] != 0 {
+			scores[i] = clamp(float32(float64(scores[i]) - shift))
+		}
+	}
+}
+
+// clamp keeps a score finite, as the engine requires.
+func clamp(v float32) float32 {
+	if v != v {
+		return 0
+	}
+	return max(min(v, math.MaxFloat32), -math.MaxFloat32)
+}
