@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -298,17 +299,26 @@ func TestReportANN(t *testing.T) {
 		row{"HNSW ef=500", 500, d.truth500, func(q []float32, dst []Result) []Result { return h.SearchEf(q, 500, 500, nil, dst) }},
 		row{"IVF nprobe=32", 500, d.truth500, func(q []float32, dst []Result) []Result { return v.SearchNprobe(q, 500, 32, nil, dst) }},
 		row{"IVF nprobe=64", 500, d.truth500, func(q []float32, dst []Result) []Result { return v.SearchNprobe(q, 500, 64, nil, dst) }},
-		row{"Flat, filter 1/10", 100, d.truthF, func(q []float32, dst []Result) []Result { return d.flat.Search(q, 100, demoFilter, dst) }},
-		row{"HNSW ef=100, filter 1/10", 100, d.truthF, func(q []float32, dst []Result) []Result { return h.Search(q, 100, demoFilter, dst) }},
-		row{"IVF nprobe=16, filter 1/10", 100, d.truthF, func(q []float32, dst []Result) []Result { return v.SearchNprobe(q, 100, 16, demoFilter, dst) }},
 	)
+	for _, m := range []uint32{2, 10, 100} {
+		f := FilterFunc(func(id uint32) bool { return id%m == 3%m })
+		var truth [][]Result
+		for _, q := range d.queries {
+			truth = append(truth, d.flat.Search(q, 100, f, nil))
+		}
+		rows = append(rows,
+			row{fmt.Sprintf("Flat, filter 1/%d", m), 100, truth, func(q []float32, dst []Result) []Result { return d.flat.Search(q, 100, f, dst) }},
+			row{fmt.Sprintf("HNSW ef=100, filter 1/%d", m), 100, truth, func(q []float32, dst []Result) []Result { return h.Search(q, 100, f, dst) }},
+			row{fmt.Sprintf("IVF nprobe=16, filter 1/%d", m), 100, truth, func(q []float32, dst []Result) []Result { return v.SearchNprobe(q, 100, 16, f, dst) }},
+		)
+	}
 	fmt.Printf("| query | k | recall@k | µs/query | speed-up vs Flat |\n|---|---|---|---|---|\n")
 	var flatT time.Duration
 	for _, r := range rows {
 		// Two passes; time the second (warm caches).
 		searchAll(d.queries, r.k, r.search)
 		got, dt := searchAll(d.queries, r.k, r.search)
-		if r.name == "Flat" || r.name == "Flat, filter 1/10" {
+		if strings.HasPrefix(r.name, "Flat") {
 			flatT = dt
 		}
 		fmt.Printf("| %s | %d | %.4f | %.0f | %.1f |\n", r.name, r.k, recallVs(got, r.truth), float64(dt)/1e3, float64(flatT)/float64(dt))

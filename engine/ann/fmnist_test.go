@@ -3,6 +3,7 @@
 package ann
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -70,30 +71,6 @@ func getFashionMNIST(tb testing.TB) *fmnistData {
 	return fmnistSet
 }
 
-// fillParallel upserts base[i] under id i from workers goroutines.
-func fillParallel(tb testing.TB, idx Index, base [][]float32, workers int) {
-	tb.Helper()
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(base); i += workers {
-				if err := idx.Upsert(uint32(i), base[i]); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		tb.Fatal(err)
-	}
-}
-
 func (d *fmnistData) getHNSW(tb testing.TB) *HNSW {
 	d.hnswOnce.Do(func() {
 		start := time.Now()
@@ -122,26 +99,33 @@ func TestFashionMNISTRecall(t *testing.T) {
 	}
 }
 
-// BenchmarkFashionMNIST times k=10 queries on HNSW (default ef) and Flat over the same index
-// data. Run both in one invocation: Flat then reports hnsw-speedup, Flat's time per query over
-// HNSW's from this run.
+// BenchmarkFashionMNIST times k=10 queries on HNSW at several ef and on Flat over the same
+// data. Run them in one invocation: Flat then reports hnsw-speedup, its time per query over
+// HNSW's at the default ef (100) from this run.
+//
+//	go test -run '^$' -bench FashionMNIST -benchtime 300x ./engine/ann/
 func BenchmarkFashionMNIST(b *testing.B) {
 	d := getFashionMNIST(b)
 	h := d.getHNSW(b)
 	var hnswNs float64
-	b.Run("HNSW", func(b *testing.B) {
-		b.ReportAllocs()
-		dst := make([]Result, 0, 10)
-		i := 0
-		for b.Loop() {
-			dst = h.Search(d.queries[i%len(d.queries)], 10, nil, dst)
-			i++
-		}
-		hnswNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-		got, _ := searchAll(d.queries, 10, func(q []float32, dst []Result) []Result { return h.Search(q, 10, nil, dst) })
-		b.ReportMetric(recallVs(got, d.truth10), "recall@10")
-		b.ReportMetric(1e9/hnswNs, "qps")
-	})
+	for _, ef := range []int{40, 64, 100} {
+		b.Run(fmt.Sprintf("HNSW/ef=%d", ef), func(b *testing.B) {
+			b.ReportAllocs()
+			dst := make([]Result, 0, 10)
+			i := 0
+			for b.Loop() {
+				dst = h.SearchEf(d.queries[i%len(d.queries)], 10, ef, nil, dst)
+				i++
+			}
+			ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			if ef == h.EfSearch() {
+				hnswNs = ns
+			}
+			got, _ := searchAll(d.queries, 10, func(q []float32, dst []Result) []Result { return h.SearchEf(q, 10, ef, nil, dst) })
+			b.ReportMetric(recallVs(got, d.truth10), "recall@10")
+			b.ReportMetric(1e9/ns, "qps")
+		})
+	}
 	b.Run("Flat", func(b *testing.B) {
 		b.ReportAllocs()
 		dst := make([]Result, 0, 10)

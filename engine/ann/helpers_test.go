@@ -2,6 +2,7 @@ package ann
 
 import (
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/podium-rank/podium/engine/demo"
@@ -78,4 +79,28 @@ func randVec(rng *rand.Rand, dim int) []float32 {
 		v[i] = float32(rng.NormFloat64())
 	}
 	return v
+}
+
+// fillParallel upserts base[i] under id i from workers goroutines.
+func fillParallel(tb testing.TB, idx Index, base [][]float32, workers int) {
+	tb.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(base); i += workers {
+				if err := idx.Upsert(uint32(i), base[i]); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		tb.Fatal(err)
+	}
 }

@@ -38,3 +38,25 @@ func TestHNSWRecallClustered(t *testing.T) {
 		})
 	}
 }
+
+// TestHNSWConcurrentBuild inserts from several goroutines into an empty index, racing for the
+// first entry point and for each other's neighbour lists.
+func TestHNSWConcurrentBuild(t *testing.T) {
+	n := 4000
+	if raceEnabled {
+		n = 1000
+	}
+	base, queries := clustered(n, 50, 16, 40, 0.5, 12)
+	for round := 0; round < 3; round++ {
+		h := NewHNSW(16, Cosine, HNSWConfig{M: 8, EfConstruction: 64, Seed: uint64(round + 1)})
+		fillParallel(t, h, base, 4)
+		if h.Len() != n {
+			t.Fatalf("Len = %d, want %d", h.Len(), n)
+		}
+		f := NewFlat(16, Cosine)
+		fill(t, f, base)
+		if r := recallAt(t, h, f, queries, 10, nil); r < 0.95 {
+			t.Errorf("round %d: recall@10 = %.3f after a concurrent build", round, r)
+		}
+	}
+}
