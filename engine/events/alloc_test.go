@@ -32,6 +32,7 @@ func TestReadPathAllocatesNothing(t *testing.T) {
 	ufeats := make([]float32, 0, len(ucols))
 	cv := make([]Scored, 0, 20)
 	rid := []byte("req-1")
+	names := []string{"popularity", "item_clicks_1h", "nope", "item_ctr_24h"}
 	cases := map[string]func(){
 		"SessionVector":    func() { vec = st.SessionVector("u1", "s1", now, vec) },
 		"AppendExcluded":   func() { ex = st.AppendExcluded("u1", "s1", now, ex[:0]) },
@@ -39,6 +40,7 @@ func TestReadPathAllocatesNothing(t *testing.T) {
 		"GatherUser":       func() { ufeats = st.GatherUser("u1", "s1", ucols, now, ufeats) },
 		"SessionCoVisited": func() { cv = st.SessionCoVisited("u1", "s1", now, 20, cv[:0]) },
 		"RecordServed":     func() { st.RecordServed(rid, "A", "u1", "", ids[:20], now) },
+		"GatherAll":        func() { feats = st.GatherAll(ids, names, now, feats) },
 	}
 	for name, f := range cases {
 		f() // grow buffers

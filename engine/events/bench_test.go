@@ -155,7 +155,7 @@ func BenchmarkApply(b *testing.B) {
 					e.SessionID = users[i%len(users)]
 				}
 				e.TS = now.UnixNano() + int64(i)*int64(time.Millisecond)
-				st.apply(&e, now.UnixNano())
+				st.apply(&e, now.UnixNano(), false)
 			}
 		})
 	}
@@ -176,7 +176,7 @@ func BenchmarkGather1000(b *testing.B) {
 		if e.Type == TypeImpression {
 			e.ItemIDs = []string{"i" + strconv.Itoa(int(e.item))}
 		}
-		st.apply(&e, now.UnixNano())
+		st.apply(&e, now.UnixNano(), false)
 	}
 	ids := make([]uint32, 1000)
 	for i := range ids {
@@ -205,6 +205,13 @@ func BenchmarkGather1000(b *testing.B) {
 			dst = st.Gather(ids, four, now, dst)
 		}
 	})
+	mixed := []string{"popularity", "price", "rating", "margin", "item_clicks_1h", "item_clicks_24h", "item_ctr_1h", "item_score_1h"}
+	b.Run("GatherAll-4static+4realtime", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			dst = st.GatherAll(ids, mixed, now, dst)
+		}
+	})
 	b.Run("static4-baseline", func(b *testing.B) {
 		b.ReportAllocs()
 		for range b.N {
@@ -226,7 +233,7 @@ func BenchmarkReads(b *testing.B) {
 	for i := range 100_000 {
 		e := Event{Type: Type(1 + i%4), UserID: "u" + strconv.Itoa(i%1000), TS: now.UnixNano() - int64(100_000-i)*int64(time.Second/100),
 			item: uint32(i*7919) % benchItems}
-		st.apply(&e, now.UnixNano())
+		st.apply(&e, now.UnixNano(), false)
 	}
 	var vec []float32
 	var ex []uint32
@@ -262,4 +269,38 @@ func BenchmarkReads(b *testing.B) {
 			st.RecordServed(rid, "A", "u1", "", ids, now)
 		}
 	})
+}
+
+// BenchmarkCheckpoint writes checkpoints of a state with 100k users (10 interactions each)
+// over 100k items. pause-ms is how long ingestion waited (state copied and KV saved);
+// ns/op is the whole checkpoint including fsyncs and renames. It also reports the memory
+// the per-user state takes in fastcache.
+func BenchmarkCheckpoint(b *testing.B) {
+	cat := benchCatalog(b, benchItems)
+	cfg := DefaultConfig()
+	cfg.NoCheckpointOnClose = true
+	g, err := Open(b.TempDir(), cfg, cat)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	st := g.State()
+	now := time.Now()
+	const users = 100_000
+	for i := range users * 10 {
+		e := Event{Type: Type(1 + i%4), UserID: "u" + strconv.Itoa(i%users), TS: now.UnixNano() + int64(i/users)*int64(time.Second),
+			item: uint32(i*7919) % benchItems}
+		st.apply(&e, now.UnixNano(), false)
+	}
+	kv := st.SessionStats()
+	b.ResetTimer()
+	var pause time.Duration
+	for range b.N {
+		if err := g.Checkpoint(); err != nil {
+			b.Fatal(err)
+		}
+		pause += g.Metrics(now).CheckpointPause
+	}
+	b.ReportMetric(float64(pause.Microseconds())/1e3/float64(b.N), "pause-ms")
+	b.ReportMetric(float64(kv.Bytes)/float64(kv.Entries), "kv-bytes/entry")
 }

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
+	"github.com/podium-rank/podium/engine/catalog"
 	"github.com/podium-rank/podium/engine/features"
 )
 
@@ -21,10 +24,21 @@ import (
 //	                      keyed by, CRC-32C at the end
 //	checkpoint/kv/        per-user and per-session state (features.KV.Save)
 //
-// Writing it holds off applies (Ingest waits) while the state is copied and the KV saved,
-// so that it is exactly the state after WAL record seq and the positions recorded. Then the
-// WAL segments it covers are removed. The click-through log is not saved: it is a sliding
-// window that refills in minutes.
+// A checkpoint is taken in two phases, so that ingestion waits only for a memory copy:
+//
+//  1. Under the exclusive lock (no apply in flight): the WAL seq P, the external positions,
+//     and an encoding of the item state (counters, co-visitation, item overlay). This item
+//     state is exactly the state after WAL record P and those positions.
+//  2. Unlocked: the KV (per-user and per-session state) is saved while events keep being
+//     applied, so it may also hold some events after P. Then, under the lock again for an
+//     instant, the WAL seq and positions reached (kv_wal_seq, kv_positions) are recorded.
+//
+// After a restart, events after P are applied again (from the WAL, or re-read from Kafka).
+// Those up to kv_wal_seq / kv_positions may already be in the user state: for them an
+// interaction found in the user's history (same item, type and second) changes only item
+// state; any other is applied whole. Per-user impression counts of that short stretch may
+// count twice; nothing else does. Then the WAL segments up to P are removed. The
+// click-through log is not saved: it is a sliding window that refills in minutes.
 const (
 	checkpointName = "checkpoint"
 	metaName       = "META"
@@ -37,12 +51,14 @@ const (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 type checkpointMeta struct {
-	Version    int              `json:"version"`
-	WALSeq     uint64           `json:"wal_seq"`
-	Positions  map[string]int64 `json:"positions"`
-	StateBytes int64            `json:"state_bytes"`
-	StateCRC   uint32           `json:"state_crc"`
-	Created    time.Time        `json:"created"`
+	Version     int              `json:"version"`
+	WALSeq      uint64           `json:"wal_seq"`
+	Positions   map[string]int64 `json:"positions"`
+	KVWALSeq    uint64           `json:"kv_wal_seq"`
+	KVPositions map[string]int64 `json:"kv_positions"`
+	StateBytes  int64            `json:"state_bytes"`
+	StateCRC    uint32           `json:"state_crc"`
+	Created     time.Time        `json:"created"`
 }
 
 // Checkpoint writes a checkpoint of the state and the external positions and then removes
@@ -74,16 +90,25 @@ func (g *Ingestor) checkpoint(closing bool) error {
 	if g.log != nil {
 		meta.WALSeq = g.log.LastSeq()
 	}
-	g.posMu.Lock()
-	meta.Positions = make(map[string]int64, len(g.pos))
-	for k, v := range g.pos {
-		meta.Positions[k] = v
-	}
-	g.posMu.Unlock()
+	meta.Positions = g.Positions()
 	state := g.state.appendState(nil)
-	err = g.state.kv.Save(filepath.Join(tmp, kvName))
 	g.ck.Unlock()
-	g.ckPause.Store(int64(time.Since(start)))
+	pause := time.Since(start)
+
+	if g.checkpointHook != nil {
+		g.checkpointHook()
+	}
+	err = g.state.kv.Save(filepath.Join(tmp, kvName))
+
+	start2 := time.Now()
+	g.ck.Lock()
+	meta.KVWALSeq = meta.WALSeq
+	if g.log != nil {
+		meta.KVWALSeq = g.log.LastSeq()
+	}
+	meta.KVPositions = g.Positions()
+	g.ck.Unlock()
+	g.ckPause.Store(int64(pause + time.Since(start2)))
 	if err != nil {
 		return fmt.Errorf("cannot write checkpoint: %w", err)
 	}
@@ -176,25 +201,50 @@ func (g *Ingestor) loadCheckpoint() uint64 {
 	if g.pos == nil {
 		g.pos = map[string]int64{}
 	}
+	g.kvSeq, g.kvPos = max(meta.KVWALSeq, meta.WALSeq), meta.KVPositions
 	g.recovery.Checkpoint, g.recovery.CheckpointSeq = true, meta.WALSeq
 	return meta.WALSeq
 }
 
-// appendState encodes the item counters and co-visitation lists with the item-name table
-// they are keyed by. Call it with applies held off.
+// appendState encodes the item state with the item-name table it is keyed by:
+//
+//	magic  names (n:u32 str×n)  overlay  t0:i64 hasT0:u8 nwin:u8 halflife:i64×nwin
+//	counters (rows:u32 (id:u32 f32×ncols)×rows) totals:f64×ncols
+//	covisit (lists:u32 (id:u32 k:u16 (id:u32 cnt:f32 err:f32)×k)×lists)  crc:u32
+//
+// The overlay (item updates) comes first, so that a change of windows, which drops the
+// counters, does not drop stock changes. Call it with applies held off.
 func (s *State) appendState(dst []byte) []byte {
 	c := s.items
 	dst = append(dst, stateMagic...)
-	dst = binary.LittleEndian.AppendUint64(dst, uint64(c.t0))
-	dst = append(dst, boolByte(c.hasT0), byte(c.nwin))
-	for _, w := range s.cfg.Windows {
-		dst = binary.LittleEndian.AppendUint64(dst, uint64(w.HalfLife))
-	}
 	names := s.cat.Items()
 	n := names.Len()
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
 	for id := range uint32(n) {
 		dst = appendStr(dst, names.Name(id))
+	}
+
+	s.overlayMu.Lock()
+	ids := slices.Sorted(maps.Keys(s.overlay))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(ids)))
+	for _, id := range ids {
+		o := s.overlay[id]
+		dst = binary.LittleEndian.AppendUint32(dst, id)
+		dst = append(dst, boolByte(o.hasStock)|boolByte(o.hasPrice)<<1)
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(o.stock))
+		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(o.price))
+		dst = binary.LittleEndian.AppendUint16(dst, uint16(len(o.attrs)))
+		for _, k := range slices.Sorted(maps.Keys(o.attrs)) {
+			dst = appendStr(dst, k)
+			dst = appendStr(dst, o.attrs[k])
+		}
+	}
+	s.overlayMu.Unlock()
+
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(c.t0))
+	dst = append(dst, boolByte(c.hasT0), byte(c.nwin))
+	for _, w := range s.cfg.Windows {
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(w.HalfLife))
 	}
 	var r counterReader
 	c.beginRead(0, &r)
@@ -219,6 +269,7 @@ func (s *State) appendState(dst []byte) []byte {
 	for i := range c.totals {
 		dst = binary.LittleEndian.AppendUint64(dst, c.totals[i].Load())
 	}
+
 	lists := 0
 	for id := range uint32(n) {
 		if p := s.cov.slot(id, false); p != nil && *p != nil {
@@ -260,8 +311,9 @@ func allZero(row []uint32) bool {
 }
 
 // loadState restores what appendState wrote into an empty state, mapping item names to the
-// catalog's current dense ids (items the catalog no longer knows are dropped). It reports
-// whether the mapping was the identity, in which case dense ids in the KV are still valid.
+// catalog's current dense ids (items the catalog no longer knows are dropped), and
+// re-applies the item overlay to the catalog. It reports whether the mapping was the
+// identity, in which case dense ids in the KV are still valid.
 func (s *State) loadState(src []byte) (identity bool, err error) {
 	if len(src) < len(stateMagic)+4 || string(src[:len(stateMagic)]) != stateMagic {
 		return false, fmt.Errorf("%w: bad state magic", ErrCorrupt)
@@ -271,18 +323,6 @@ func (s *State) loadState(src []byte) (identity bool, err error) {
 		return false, fmt.Errorf("%w: state checksum", ErrCorrupt)
 	}
 	d := decoder{b: body[len(stateMagic):]}
-	c := s.items
-	t0 := int64(d.u64())
-	hasT0 := d.u8() == 1
-	nwin := int(d.u8())
-	if d.err == nil && nwin != c.nwin {
-		return false, fmt.Errorf("the checkpoint has %d windows, the configuration %d", nwin, c.nwin)
-	}
-	for _, w := range s.cfg.Windows {
-		if hl := time.Duration(d.u64()); d.err == nil && hl != w.HalfLife {
-			return false, fmt.Errorf("window %q had half-life %s in the checkpoint, %s now", w.Name, hl, w.HalfLife)
-		}
-	}
 	n := int(d.u32())
 	if d.err != nil || n > len(d.b) {
 		return false, fmt.Errorf("%w: item table", ErrCorrupt)
@@ -299,6 +339,38 @@ func (s *State) loadState(src []byte) (identity bool, err error) {
 		}
 		if !ok || id != uint32(i) {
 			identity = false
+		}
+	}
+
+	// Re-apply what events changed in the catalog: it reloaded its own files meanwhile.
+	overlays := int(d.u32())
+	for range overlays {
+		old := d.u32()
+		flags := d.u8()
+		stock, price := int32(d.u32()), math.Float32frombits(d.u32())
+		k := int(d.uvarintFixed16())
+		e := Event{Type: TypeItemUpdate, Stock: stock, HasStock: flags&1 != 0, Price: price, HasPrice: flags&2 != 0}
+		for range k {
+			e.Attributes = append(e.Attributes, catalog.Attribute{Name: d.str(), Value: d.str()})
+		}
+		if d.err != nil || int(old) >= n {
+			return false, fmt.Errorf("%w: item overlay", ErrCorrupt)
+		}
+		if remap[old] >= 0 {
+			e.item = uint32(remap[old])
+			s.applyItemUpdate(&e)
+		}
+	}
+
+	c := s.items
+	t0 := int64(d.u64())
+	hasT0 := d.u8() == 1
+	if nwin := int(d.u8()); d.err == nil && nwin != c.nwin {
+		return identity, fmt.Errorf("the checkpoint has %d windows, the configuration %d", nwin, c.nwin)
+	}
+	for _, w := range s.cfg.Windows {
+		if hl := time.Duration(d.u64()); d.err == nil && hl != w.HalfLife {
+			return identity, fmt.Errorf("window %q had half-life %s in the checkpoint, %s now", w.Name, hl, w.HalfLife)
 		}
 	}
 	c.t0, c.hasT0 = t0, hasT0
@@ -339,8 +411,7 @@ func (s *State) loadState(src []byte) (identity bool, err error) {
 			if remap[a] < 0 || remap[b] < 0 {
 				continue
 			}
-			na := uint32(remap[a])
-			p := s.cov.slot(na, true)
+			p := s.cov.slot(uint32(remap[a]), true)
 			if *p == nil {
 				*p = &neighbours{}
 				s.cov.items.Add(1)

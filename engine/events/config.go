@@ -114,10 +114,12 @@ type StateConfig struct {
 
 // ServedConfig sizes the log of served responses used for click-through per variant.
 type ServedConfig struct {
-	// Capacity is how many served responses are remembered (default 65,536); older ones
-	// are overwritten, and later events about them join nothing.
+	// Capacity is how many served responses are remembered (default 262,144); older ones
+	// are overwritten, and later events about them join nothing. Size it as rank requests
+	// per second × the delay of the clicks to catch (at 200 req/s the default keeps 22
+	// minutes). Memory is about Capacity × (4·MaxIDs + 70) bytes, 34 MB by default.
 	Capacity int
-	// MaxIDs is how many items of each response are remembered (default 50).
+	// MaxIDs is how many items of each response are remembered (default 20).
 	MaxIDs int
 	// JoinWindow is how long after a response a click without request_id is matched to it
 	// by user (or session) and item (default 30 minutes).
@@ -222,10 +224,10 @@ func (c *StateConfig) fill() {
 	}
 	s := &c.Served
 	if s.Capacity <= 0 {
-		s.Capacity = 1 << 16
+		s.Capacity = 1 << 18
 	}
 	if s.MaxIDs <= 0 {
-		s.MaxIDs = 50
+		s.MaxIDs = 20
 	}
 	s.MaxIDs = min(s.MaxIDs, 1000)
 	if s.JoinWindow <= 0 {

@@ -3,6 +3,7 @@ package events
 import (
 	"fmt"
 	"math"
+	"sync"
 	"time"
 )
 
@@ -253,4 +254,56 @@ func (s *State) PopularityScore(now time.Time) func(id uint32) float32 {
 		}
 		return ws*static[id] + wl*live[id]
 	}
+}
+
+// gatherScratch holds GatherAll's buffers.
+type gatherScratch struct {
+	static, staticPos, rt, rtPos []int
+	buf                          []float32
+}
+
+var gatherPool = sync.Pool{New: func() any { return new(gatherScratch) }}
+
+// GatherAll gathers the named item features of ids at now into a column-major matrix, as
+// features.ItemStore.Gather does (dst[f*len(ids)+i] is feature names[f] of ids[i]), taking
+// each name from the real-time state when it is a real-time item feature (FeatureNames) and
+// from the catalog's item features otherwise (NaN where the catalog has no such feature or
+// value). It is the one call a plugin's feature matrix needs, whatever its manifest mixes.
+// It reuses dst when its capacity suffices and then allocates nothing. Goroutine-safe.
+func (s *State) GatherAll(ids []uint32, names []string, now time.Time, dst []float32) []float32 {
+	n := len(ids)
+	need := n * len(names)
+	if cap(dst) < need {
+		dst = make([]float32, need)
+	}
+	dst = dst[:need]
+	sc := gatherPool.Get().(*gatherScratch)
+	sc.static, sc.staticPos, sc.rt, sc.rtPos = sc.static[:0], sc.staticPos[:0], sc.rt[:0], sc.rtPos[:0]
+	nan := float32(math.NaN())
+	for f, name := range names {
+		if c, ok := s.feats.index[name]; ok {
+			sc.rt, sc.rtPos = append(sc.rt, c), append(sc.rtPos, f)
+		} else if c, ok := s.cat.FeatureColumn(name); ok {
+			sc.static, sc.staticPos = append(sc.static, c), append(sc.staticPos, f)
+		} else {
+			col := dst[f*n : (f+1)*n]
+			for i := range col {
+				col[i] = nan
+			}
+		}
+	}
+	if len(sc.static) > 0 {
+		sc.buf = s.cat.GatherFeatures(ids, sc.static, sc.buf[:0])
+		for k, f := range sc.staticPos {
+			copy(dst[f*n:(f+1)*n], sc.buf[k*n:(k+1)*n])
+		}
+	}
+	if len(sc.rt) > 0 {
+		sc.buf = s.Gather(ids, sc.rt, now, sc.buf[:0])
+		for k, f := range sc.rtPos {
+			copy(dst[f*n:(f+1)*n], sc.buf[k*n:(k+1)*n])
+		}
+	}
+	gatherPool.Put(sc)
+	return dst
 }

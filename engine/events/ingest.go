@@ -44,6 +44,13 @@ type Ingestor struct {
 	bufs    sync.Pool
 	ctr     ingestCounters
 
+	// kvSeq and kvPos bound the events a restored checkpoint's user state may already hold
+	// beyond its item state (see checkpoint.go); set by Open, then read-only.
+	kvSeq uint64
+	kvPos map[string]int64
+	// checkpointHook, when set by a test, runs between a checkpoint's two phases.
+	checkpointHook func()
+
 	recovery    Recovery
 	checkpoints atomic.Uint64
 	lastCk      atomic.Int64
@@ -148,7 +155,7 @@ func Open(dir string, cfg Config, cat *catalog.Catalog) (*Ingestor, error) {
 	}
 	g.log = log
 	var evs []Event
-	err = log.Replay(seq+1, func(_ uint64, payload []byte) error {
+	err = log.Replay(seq+1, func(rseq uint64, payload []byte) error {
 		var err error
 		evs, err = DecodeEvents(payload, evs[:0])
 		if err != nil {
@@ -157,7 +164,7 @@ func Open(dir string, cfg Config, cat *catalog.Catalog) (*Ingestor, error) {
 		now := time.Now().UnixNano()
 		for i := range evs {
 			if g.resolve(&evs[i]) {
-				st.apply(&evs[i], now)
+				st.apply(&evs[i], now, rseq <= g.kvSeq)
 				g.recovery.Events++
 			}
 		}
@@ -291,8 +298,14 @@ func (g *Ingestor) ingest(body []byte, now time.Time, source string, pos int64, 
 		res.WALSeq = seq
 	}
 	nowNS := now.UnixNano()
+	catchUp := false
+	if source != "" {
+		if end, ok := g.kvPos[source]; ok && pos <= end {
+			catchUp = true
+		}
+	}
 	for i := range b.Events {
-		g.state.apply(&b.Events[i], nowNS)
+		g.state.apply(&b.Events[i], nowNS, catchUp)
 	}
 	if source != "" {
 		g.posMu.Lock()
@@ -324,6 +337,7 @@ func (g *Ingestor) Metrics(now time.Time) Metrics {
 	m.LagP50, m.LagP99, m.LagMax = g.ctr.lag.quantile(0.5), g.ctr.lag.quantile(0.99), time.Duration(g.ctr.lag.max.Load())
 	m.SinceLastApply, m.NewestEventAge = g.state.Staleness(now)
 	m.CatalogErrors = g.state.catalogErr.Load()
+	m.Duplicates = g.state.dups.Load()
 	if g.log != nil {
 		m.WAL = g.log.Stats()
 	}

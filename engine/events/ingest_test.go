@@ -399,3 +399,86 @@ func TestHammer(t *testing.T) {
 	ok(t, err)
 	ok(t, g.Close())
 }
+
+func TestDuplicateInteractionsAreDropped(t *testing.T) {
+	g, cat := memIngestor(t, 8, DefaultConfig())
+	st := g.State()
+	i1 := dense(t, cat, "i1")
+	click := ev("click", "u1", "", "i1", 0)
+	ingest(t, g, 0, click, ev("view", "u1", "", "i2", 0))
+	ingest(t, g, 0, click) // a client's retry
+	near(t, st.ItemCount(i1, TypeClick, 0, t0), 1, 1e-6, "clicks after a retried body")
+	eq(t, len(st.Recent("u1", "", nil)), 2, "history")
+	eq(t, g.Metrics(t0).Duplicates, uint64(1), "duplicates")
+	ingest(t, g, 0, ev("click", "u1", "", "i1", time.Second)) // a second later: a new click
+	near(t, st.ItemCount(i1, TypeClick, 0, t0.Add(time.Second)), 2, 1e-3, "clicks after a new click")
+}
+
+// TestCheckpointTakenWhileIngesting covers the two-phase checkpoint: events applied while
+// the KV is being saved may be in the saved user state but not in the item state. After a
+// restart each is applied exactly once to both.
+func TestCheckpointTakenWhileIngesting(t *testing.T) {
+	dir := t.TempDir()
+	cat := testCatalog(t, 16)
+	cfg := DefaultConfig()
+	cfg.NoCheckpointOnClose = true
+	g, err := Open(dir, cfg, cat)
+	ok(t, err)
+	ingest(t, g, time.Minute, ev("view", "u1", "", "i1", 0), ev("view", "u2", "", "i1", 0))
+	const kbody = `{"type":"click","user_id":"k1","item_id":"i3","ts":"2026-11-22T10:00:05Z"}`
+	g.checkpointHook = func() {
+		// Between the phases: in the KV snapshot, not in the item state.
+		ingest(t, g, time.Minute, ev("click", "u1", "", "i2", time.Second), ev("view", "u3", "", "i4", time.Second))
+		_, err := g.IngestFrom("kafka/t/0", 7, []byte(kbody), t0.Add(time.Minute))
+		ok(t, err)
+	}
+	ok(t, g.Checkpoint())
+	g.checkpointHook = nil
+	ingest(t, g, time.Minute, ev("click", "u1", "", "i5", 2*time.Second)) // after the checkpoint
+	now := t0.Add(time.Minute)
+	want := snapshotOf(t, g, cat, now)
+	ok(t, g.Close())
+
+	g, err = Open(dir, cfg, cat)
+	ok(t, err)
+	defer g.Close()
+	rec := g.Metrics(now).Recovery
+	truth(t, rec.CheckpointSeq == 1 && rec.Records == 2, "recovery %+v", rec)
+	eq(t, g.Positions(), map[string]int64{}, "positions as of phase 1")
+	// Kafka re-delivers the record after the checkpoint's position.
+	_, err = g.IngestFrom("kafka/t/0", 7, []byte(kbody), now)
+	ok(t, err)
+	sameSnap(t, snapshotOf(t, g, cat, now), want)
+	st := g.State()
+	for _, c := range []struct {
+		item string
+		t    Type
+		n    float64
+	}{{"i1", TypeView, 2}, {"i2", TypeClick, 1}, {"i4", TypeView, 1}, {"i3", TypeClick, 1}, {"i5", TypeClick, 1}} {
+		near(t, st.ItemCount(dense(t, cat, c.item), c.t, 1, now), c.n, 1e-3, "%s %s", c.item, c.t)
+	}
+	eq(t, len(st.Recent("u1", "", nil)), 3, "u1 history")
+	eq(t, len(st.Recent("k1", "", nil)), 1, "k1 history")
+	got := st.CoVisited([]uint32{dense(t, cat, "i2")}, 5, nil)
+	eq(t, len(got), 2, "i2 co-visits (%v)", got)
+	eq(t, got[0].Score, float32(1), "co-visit counted once")
+}
+
+func TestItemUpdatesSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	g, err := Open(dir, DefaultConfig(), testCatalog(t, 8))
+	ok(t, err)
+	ingest(t, g, 0, `{"type":"item_update","item_id":"i3","stock":0}`,
+		`{"type":"item_update","item_id":"i4","price":9.5,"attributes":{"color":"blue"}}`)
+	ok(t, g.Close()) // checkpoints; the WAL no longer holds the updates
+
+	cat := testCatalog(t, 8) // the catalog reloads its files: i3 in stock again
+	g, err = Open(dir, DefaultConfig(), cat)
+	ok(t, err)
+	defer g.Close()
+	truth(t, !cat.Available(dense(t, cat, "i3")), "i3 is back in stock after a restart")
+	col, _ := cat.FeatureColumn("price")
+	eq(t, cat.ItemFeature(dense(t, cat, "i4"), col), float32(9.5), "price after a restart")
+	ai, _ := cat.AttributeIndex("color")
+	eq(t, cat.AttributeValue(ai, dense(t, cat, "i4")), "blue", "color after a restart")
+}

@@ -89,6 +89,9 @@ type Metrics struct {
 	NewestEventAge time.Duration `json:"newest_event_age_ns"`
 	// CatalogErrors counts item updates the catalog refused at apply time (item deleted).
 	CatalogErrors uint64 `json:"catalog_errors"`
+	// Duplicates counts interactions dropped because the user's history already held the
+	// same one (item, type and second): client retries, mostly.
+	Duplicates uint64 `json:"duplicates"`
 	// WAL holds the write-ahead log's counters (zero without a directory).
 	WAL wal.Stats `json:"wal"`
 	// Sessions holds the counters of the per-user and per-session store.
@@ -97,7 +100,7 @@ type Metrics struct {
 	CoVisitItems int64 `json:"covisit_items"`
 	CoVisitPairs int64 `json:"covisit_pairs"`
 	// Checkpoints counts checkpoints written; LastCheckpoint is when the last one finished
-	// and CheckpointPause how long it held up ingestion.
+	// and CheckpointPause how long the last one held up ingestion.
 	Checkpoints     uint64        `json:"checkpoints"`
 	LastCheckpoint  time.Time     `json:"last_checkpoint"`
 	CheckpointPause time.Duration `json:"checkpoint_pause_ns"`

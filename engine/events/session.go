@@ -130,10 +130,13 @@ func scopeOf(userID, sessionID string) (byte, string) {
 
 // touchUser updates the recent record of e's user (or session): counts always, and for an
 // interaction with item the history, returning in sc.prev the earlier items it co-visits.
-func (s *State) touchUser(e *Event, item uint32, interaction bool, sc *scratch) {
+// It reports whether the interaction duplicates one already in the history; then it
+// changes nothing.
+func (s *State) touchUser(e *Event, item uint32, interaction bool, sc *scratch) (dup bool) {
+	sc.prev = sc.prev[:0]
 	scope, id := scopeOf(e.UserID, e.SessionID)
 	if id == "" {
-		return
+		return false
 	}
 	sc.key = appendKey(sc.key[:0], kindRecent, scope, id)
 	mu := s.lock(sc.key)
@@ -141,12 +144,22 @@ func (s *State) touchUser(e *Event, item uint32, interaction bool, sc *scratch) 
 	sc.raw, _ = s.kv.Get(sc.raw[:0], sc.key)
 	r := &sc.rec
 	s.decodeRec(sc.raw, r)
-	s.count(r, e.Type, e.TS)
-	sc.prev = sc.prev[:0]
-	if interaction {
+	if !interaction {
+		s.count(r, e.Type, e.TS)
+	} else {
 		sec := unixSec(e.TS)
+		// An interaction identical to one in the history (item, type, second) is a
+		// duplicate: a client's retry, or an event replayed into state that a checkpoint
+		// saved after applying it (see checkpoint.go). It changes no per-user state again;
+		// its co-visits are computed as of its first arrival, because item-level state,
+		// which is checkpointed exactly, still needs them.
+		end := len(r.ents)
+		at := slices.Index(r.ents, entry{item, e.Type, sec})
+		if at >= 0 {
+			end = at
+		}
 		gap := uint32(s.cfg.CoVisitGap / time.Second)
-		for i := len(r.ents) - 1; i >= 0 && len(sc.prev) < s.cfg.CoVisitLookback; i-- {
+		for i := end - 1; i >= 0 && len(sc.prev) < s.cfg.CoVisitLookback; i-- {
 			p := r.ents[i]
 			d := max(p.ts, sec) - min(p.ts, sec)
 			if p.item == item || d > gap || slices.Contains(sc.prev, p.item) {
@@ -154,6 +167,11 @@ func (s *State) touchUser(e *Event, item uint32, interaction bool, sc *scratch) 
 			}
 			sc.prev = append(sc.prev, p.item)
 		}
+		if at >= 0 {
+			mu.Unlock()
+			return true
+		}
+		s.count(r, e.Type, e.TS)
 		if len(r.ents) >= s.cfg.RecentItems {
 			r.ents = append(r.ents[:0], r.ents[len(r.ents)-s.cfg.RecentItems+1:]...)
 		}
@@ -162,6 +180,7 @@ func (s *State) touchUser(e *Event, item uint32, interaction bool, sc *scratch) 
 	sc.raw = s.encodeRec(sc.raw[:0], r)
 	_ = s.kv.Set(sc.key, sc.raw) // at most 2+8+4·40+255·9 bytes: always fits
 	mu.Unlock()
+	return false
 }
 
 // exclude records that items are excluded for e's user (or session) until ts+win.

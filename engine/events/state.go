@@ -33,6 +33,12 @@ type State struct {
 	newestTS   atomic.Int64 // newest event time applied, Unix ns
 	applyStats [NumTypes]atomic.Uint64
 	catalogErr atomic.Uint64 // item updates the catalog refused at apply time
+
+	// overlay holds the latest event-made change of every item updated by events, so that
+	// checkpoints carry them across restarts, when the catalog reloads its own files.
+	overlayMu sync.Mutex
+	overlay   map[uint32]*itemOverlay
+	dups      atomic.Uint64 // duplicate interactions dropped
 }
 
 // scratch holds one call's buffers; States pool them.
@@ -62,6 +68,7 @@ func NewState(cat *catalog.Catalog, cfg StateConfig) (*State, error) {
 	s.served = newServedLog(cfg.Served)
 	s.feats = newFeatureTable(&s.cfg)
 	s.pool.New = func() any { return new(scratch) }
+	s.overlay = map[uint32]*itemOverlay{}
 	return s, nil
 }
 
@@ -76,14 +83,20 @@ func (s *State) lock(key []byte) *sync.Mutex {
 }
 
 // apply applies one validated event whose item (for interactions and item updates) is
-// resolved; now is the wall-clock time of application.
-func (s *State) apply(e *Event, now int64) {
+// resolved; now is the wall-clock time of application. An interaction that duplicates one
+// in the user's history is dropped, unless catchUp says it may be one a checkpoint's
+// user state already holds while its item state does not (see checkpoint.go); then only
+// its item-level effects apply.
+func (s *State) apply(e *Event, now int64, catchUp bool) {
 	sc := s.getScratch()
 	switch {
 	case e.Type.IsInteraction():
 		item := e.item
+		if s.touchUser(e, item, true, sc) && !catchUp {
+			s.dups.Add(1)
+			break
+		}
 		s.items.add(item, e.Type, 1, e.TS)
-		s.touchUser(e, item, true, sc)
 		for _, p := range sc.prev {
 			s.cov.add(item, p, 1)
 		}
@@ -122,22 +135,52 @@ func (s *State) apply(e *Event, now int64) {
 	}
 }
 
+// itemOverlay is what events changed about one item.
+type itemOverlay struct {
+	stock    int32
+	hasStock bool
+	price    float32
+	hasPrice bool
+	attrs    map[string]string
+}
+
 // applyItemUpdate changes the catalog: stock (0 or less makes the item unavailable, which
 // the host enforces after the plugins), the "price" feature and attributes.
 func (s *State) applyItemUpdate(e *Event) {
 	id := e.item
 	fail := false
-	if e.HasStock && s.cat.SetStock(id, e.Stock) != nil {
-		fail = true
+	s.overlayMu.Lock()
+	defer s.overlayMu.Unlock()
+	o := s.overlay[id]
+	if o == nil {
+		o = &itemOverlay{}
+		s.overlay[id] = o
 	}
-	if e.HasPrice && s.cat.SetItemFeature(id, "price", e.Price) != nil {
-		fail = true
+	if e.HasStock {
+		if s.cat.SetStock(id, e.Stock) != nil {
+			fail = true
+		} else {
+			o.stock, o.hasStock = e.Stock, true
+		}
+	}
+	if e.HasPrice {
+		if s.cat.SetItemFeature(id, "price", e.Price) != nil {
+			fail = true
+		} else {
+			o.price, o.hasPrice = e.Price, true
+		}
 	}
 	for _, a := range e.Attributes {
 		// The catalog interns names and values, so they must not point into the body.
-		if s.cat.SetAttribute(id, strings.Clone(a.Name), strings.Clone(a.Value)) != nil {
+		name, value := strings.Clone(a.Name), strings.Clone(a.Value)
+		if s.cat.SetAttribute(id, name, value) != nil {
 			fail = true
+			continue
 		}
+		if o.attrs == nil {
+			o.attrs = map[string]string{}
+		}
+		o.attrs[name] = value
 	}
 	if fail {
 		s.catalogErr.Add(1)

@@ -102,8 +102,8 @@ func TestTrendingDecays(t *testing.T) {
 	st := g.State()
 	i1, i2 := dense(t, cat, "i1"), dense(t, cat, "i2")
 	var lines []string
-	for range 10 {
-		lines = append(lines, ev("click", "u", "", "i1", 0))
+	for k := range 10 { // ten users: one user's identical clicks would be duplicates
+		lines = append(lines, ev("click", fmt.Sprintf("u%d", k), "", "i1", 0))
 	}
 	lines = append(lines, ev("view", "u", "", "i2", 0))
 	ingest(t, g, 0, lines...)
@@ -147,20 +147,23 @@ func TestCTRFromImpressionsAndClicks(t *testing.T) {
 	for range 100 {
 		lines = append(lines, `{"type":"impression","session_id":"s","item_ids":["i1","i2"],"ts":"2026-11-22T10:00:00Z"}`)
 	}
-	for range 20 {
-		lines = append(lines, ev("click", "", "s", "i1", 0))
+	for k := range 20 {
+		lines = append(lines, ev("click", "", "s", "i1", time.Duration(k)*time.Millisecond))
+		lines = append(lines, ev("click", "", fmt.Sprintf("s%d", k), "i1", 0))
 	}
 	ingest(t, g, 0, lines...)
 	col, _ := st.FeatureColumn("item_ctr_24h")
 	got := st.Gather([]uint32{dense(t, cat, "i1"), dense(t, cat, "i2")}, []int{col}, t0, nil)
-	near(t, float64(got[0]), (20+50*0.02)/(100+50), 1e-5, "i1 CTR")
+	// Session s's 20 clicks fall in the same second: all but one are duplicates.
+	near(t, float64(got[0]), (21+50*0.02)/(100+50), 1e-5, "i1 CTR")
 	near(t, float64(got[1]), (0+50*0.02)/(100+50), 1e-5, "i2 CTR")
 	ucol, found := st.UserFeatureColumn("user_impressions_1h")
 	truth(t, found, "no user_impressions_1h")
 	ccol, _ := st.UserFeatureColumn("user_clicks_1h")
 	u := st.GatherUser("", "s", []int{ucol, ccol}, t0.Add(time.Hour), nil)
 	near(t, float64(u[0]), 50, 1e-3, "session impressions after 1h")
-	near(t, float64(u[1]), 10, 1e-3, "session clicks after 1h")
+	near(t, float64(u[1]), 0.5, 1e-3, "session clicks after 1h")
+	eq(t, g.Metrics(t0).Duplicates, uint64(19), "duplicates dropped")
 	eq(t, st.GatherUser("", "other", []int{ucol}, t0, nil), []float32{0}, "unknown session")
 }
 
@@ -190,8 +193,8 @@ func TestPopularityScoreBlendsStaticAndLive(t *testing.T) {
 	eq(t, order(st.PopularityScore(t0)), []string{"i0", "i1", "i2"}, "order without events")
 	// A burst of purchases on i7 makes it the most popular once the mass passes the prior.
 	var lines []string
-	for range 50 {
-		lines = append(lines, ev("purchase", "u", "", "i7", 0))
+	for k := range 50 {
+		lines = append(lines, ev("purchase", fmt.Sprintf("u%d", k), "", "i7", 0))
 	}
 	ingest(t, g, 0, lines...)
 	eq(t, order(st.PopularityScore(t0))[0], "i7", "top item after the burst")
@@ -355,7 +358,7 @@ func TestServedLogIsBounded(t *testing.T) {
 	eq(t, names, []string{"other", "v0", "v1"}, "variants")
 	// r0 was overwritten: its click joins nothing; r9's does.
 	ingest(t, g, 0, `{"type":"click","user_id":"x","item_id":"i1","request_id":"r0"}`,
-		`{"type":"click","user_id":"x","item_id":"i1","request_id":"r9"}`)
+		`{"type":"click","user_id":"y","item_id":"i1","request_id":"r9"}`)
 	var clicks uint64
 	for _, v := range st.VariantCTR(t0) {
 		clicks += v.Clicks
@@ -382,4 +385,16 @@ func TestConfigValidation(t *testing.T) {
 	}
 	truth(t, slices.Contains(st.UserFeatureNames(), "user_clicks_24h"), "user features %v", st.UserFeatureNames())
 	truth(t, st.IsFeature("user_views_1h") && !st.IsFeature("price"), "IsFeature")
+}
+
+func TestGatherAllMixesCatalogAndRealTimeFeatures(t *testing.T) {
+	g, cat := memIngestor(t, 8, DefaultConfig())
+	ingest(t, g, 0, ev("click", "u", "", "i2", 0), ev("click", "v", "", "i2", 0))
+	ids := []uint32{dense(t, cat, "i2"), dense(t, cat, "i5")}
+	got := g.State().GatherAll(ids, []string{"item_clicks_1h", "popularity", "nope", "item_ctr_24h"}, t0, nil)
+	eq(t, len(got), 8, "matrix size")
+	eq(t, got[0:2], []float32{2, 0}, "item_clicks_1h")
+	eq(t, got[2:4], []float32{6, 3}, "popularity (n-k)")
+	truth(t, math.IsNaN(float64(got[4])) && math.IsNaN(float64(got[5])), "unknown feature is not NaN: %v", got[4:6])
+	near(t, float64(got[7]), 0.02, 1e-6, "ctr prior")
 }
