@@ -60,3 +60,25 @@ func TestHNSWConcurrentBuild(t *testing.T) {
 		}
 	}
 }
+
+// TestHNSWReusesReplacedVectors checks that re-upserting ids recycles their old vector slots
+// instead of growing the arena.
+func TestHNSWReusesReplacedVectors(t *testing.T) {
+	base, _ := clustered(200, 0, 8, 5, 0.5, 13)
+	h := NewHNSW(8, Cosine, HNSWConfig{M: 4, EfConstruction: 16})
+	fill(t, h, base)
+	for round := range 20 {
+		for i := range 50 {
+			mustUpsert(t, h, uint32(i), base[(i+round+1)%len(base)])
+		}
+	}
+	h.vecs.mu.Lock()
+	used := h.vecs.next
+	h.vecs.mu.Unlock()
+	if used > 210 {
+		t.Errorf("arena holds %d slots for 200 ids after 1000 replacements", used)
+	}
+	if got := h.Search(base[7], 1, FilterFunc(func(id uint32) bool { return id == 3 }), nil); len(got) != 1 {
+		t.Fatalf("id 3 not found after replacements")
+	}
+}
