@@ -5,18 +5,21 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"log"
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/podium-rank/podium/engine"
 	"github.com/podium-rank/podium/engine/demo"
 	"github.com/podium-rank/podium/engine/events"
+	"github.com/podium-rank/podium/engine/events/kafka"
 	"github.com/podium-rank/podium/engine/events/wal"
 	"github.com/podium-rank/podium/engine/server"
 )
@@ -41,6 +44,10 @@ func run(args []string) int {
 		demoItems = fs.Int("demo-items", 0, "items in the demo catalog (default 100000)")
 		dataDir   = fs.String("data-dir", "podium-data", "directory for the event write-ahead log and checkpoints (\"\" keeps events in memory only)")
 		fsync     = fs.String("fsync", "always", "event log fsync policy: always (before the 202), interval (every 10ms) or none")
+		ckEvery   = fs.Duration("checkpoint-interval", time.Minute, "how often event state is checkpointed (bounds WAL replay and Kafka catch-up at start)")
+		kBrokers  = fs.String("kafka-brokers", "", "comma-separated Kafka seed brokers; when set, events are also consumed from --kafka-topic")
+		kTopic    = fs.String("kafka-topic", "podium-events", "Kafka topic of events (same JSON as POST /v1/events)")
+		kStart    = fs.String("kafka-start", "earliest", "where a partition without a saved offset starts: earliest or latest")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -57,7 +64,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "engine: --fsync must be always, interval or none, not %q\n", *fsync)
 		return 2
 	}
-	ecfg.CheckpointInterval = time.Minute
+	ecfg.CheckpointInterval = *ckEvery
 	cfg := engine.Config{Dim: *dim, Index: *index, Metric: *metric}
 	cfg.HNSW.EfSearch = *efSearch
 	cfg.Retrieval.ANN, cfg.Retrieval.Popular = *annCands, *popCands
@@ -126,6 +133,21 @@ func run(args []string) int {
 		return 1
 	}
 	defer e.Close()
+	if *kBrokers != "" {
+		con, err := kafka.New(kafka.Config{Brokers: strings.Split(*kBrokers, ","), Topic: *kTopic, StartAt: *kStart}, e.Events())
+		if err != nil {
+			log.Printf("engine: %v", err)
+			return 1
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			if err := con.Run(ctx); err != nil {
+				log.Printf("engine: kafka: %v", err)
+			}
+		}()
+		defer func() { cancel(); con.Close() }() // runs before e.Close: stop consuming, then checkpoint
+		log.Printf("engine: consuming events from kafka topic %q", *kTopic)
+	}
 	e.SetReady()
 	stop := make(chan struct{})
 	go e.RefreshLoop(time.Second, stop)
