@@ -1,0 +1,79 @@
+/*
+ * podium.h: the Podium plugin ABI version 1 for C guests (see sdk/ABI.md).
+ *
+ * Freestanding: it needs no libc. Build with
+ *   clang --target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib -Wl,--no-entry \
+ *         -I sdk/c -o plugin.wasm plugin.c
+ * and embed the manifest with `go run ./sdk/cmd/podium-manifest embed` (scripts/build-wasm.sh
+ * does both). A plugin implements podium_init and podium_call; PODIUM_DEFINE_BUFFER defines
+ * podium_abi_version and podium_buffer.
+ */
+#ifndef PODIUM_H
+#define PODIUM_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#define PODIUM_ABI_VERSION 1
+#define PODIUM_MAGIC 0x314D4450u
+
+/* Header words (uint32). */
+enum {
+  PODIUM_H_MAGIC = 0, PODIUM_H_ABI = 1, PODIUM_H_KIND = 2, PODIUM_H_N = 3, PODIUM_H_K = 4,
+  PODIUM_H_NFEAT = 5, PODIUM_H_DIM = 6, PODIUM_H_QDIM = 7, PODIUM_H_NATTR = 8, PODIUM_H_NCTX = 9,
+  PODIUM_H_FLAGS = 10, PODIUM_H_CTX_STR = 11, PODIUM_H_IDS = 12, PODIUM_H_FEAT = 13,
+  PODIUM_H_EMB = 14, PODIUM_H_QEMB = 15, PODIUM_H_ATTR = 16, PODIUM_H_SCORE = 17,
+  PODIUM_H_CTX = 18, PODIUM_H_SID = 19, PODIUM_H_SID_DATA = 20, PODIUM_H_OUT_SCORE = 21,
+  PODIUM_H_OUT_KEEP = 22, PODIUM_H_OUT_PIN = 23, PODIUM_H_OUT_ORDER = 24,
+  PODIUM_H_OUT_ORDER_LEN = 25, PODIUM_H_BLOCK_LEN = 26, PODIUM_HEADER_WORDS = 32
+};
+
+enum { PODIUM_KIND_RANK = 1, PODIUM_KIND_RULES = 2, PODIUM_KIND_DIVERSITY = 3 };
+enum { PODIUM_LOG_DEBUG = 0, PODIUM_LOG_INFO = 1, PODIUM_LOG_WARN = 2, PODIUM_LOG_ERROR = 3 };
+enum { PODIUM_CTX_NUMBER = 1, PODIUM_CTX_STRING = 2 };
+
+/* One context entry (32 bytes). */
+typedef struct {
+  uint32_t key_off, key_len, type, str_off, str_len, reserved;
+  double num;
+} podium_ctx_entry;
+
+#define PODIUM_EXPORT(name) __attribute__((export_name(name)))
+#define PODIUM_IMPORT(name) __attribute__((import_module("podium"), import_name(name)))
+
+/* Host imports. */
+PODIUM_IMPORT("log") void podium_log(int32_t level, const char *msg, int32_t len);
+PODIUM_IMPORT("lookup") int32_t podium_lookup(const char *space, int32_t space_len,
+                                              const char *value, int32_t value_len);
+PODIUM_IMPORT("dot") void podium_dot(const float *q, const float *rows, int32_t n, int32_t dim, float *out);
+PODIUM_IMPORT("cosine") void podium_cosine(const float *q, const float *rows, int32_t n, int32_t dim, float *out);
+PODIUM_IMPORT("wsum") void podium_wsum(const float *w, const float *cols, int32_t m, int32_t n, float *out);
+PODIUM_IMPORT("sigmoid") void podium_sigmoid(float *x, int32_t n);
+
+/* Block accessors: b is the block address passed to podium_call. */
+static inline uint32_t podium_word(const uint8_t *b, int w) { return ((const uint32_t *)b)[w]; }
+static inline void *podium_at(uint8_t *b, int w) { return b + ((const uint32_t *)b)[w]; }
+
+/*
+ * PODIUM_DEFINE_BUFFER defines podium_abi_version and podium_buffer. The buffer is taken from
+ * fresh pages at the end of linear memory (memory.grow), so it is page-aligned and costs
+ * memory only when a large block needs it; a larger request abandons the old pages.
+ */
+#define PODIUM_DEFINE_BUFFER                                                          \
+  static uint8_t *podium_buf_;                                                        \
+  static uint32_t podium_cap_;                                                        \
+  PODIUM_EXPORT("podium_abi_version") int32_t podium_abi_version(void) {              \
+    return PODIUM_ABI_VERSION;                                                        \
+  }                                                                                   \
+  PODIUM_EXPORT("podium_buffer") uint8_t *podium_buffer(int32_t size) {               \
+    if (size < 0) return 0;                                                           \
+    if ((uint32_t)size <= podium_cap_) return podium_buf_;                            \
+    uint32_t pages = ((uint32_t)size + 65535u) / 65536u;                              \
+    int32_t old = __builtin_wasm_memory_grow(0, pages);                               \
+    if (old < 0) return 0;                                                            \
+    podium_buf_ = (uint8_t *)((uintptr_t)old * 65536u);                               \
+    podium_cap_ = pages * 65536u;                                                     \
+    return podium_buf_;                                                               \
+  }
+
+#endif
