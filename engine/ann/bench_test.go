@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,18 +245,14 @@ func BenchmarkDemo(b *testing.B) {
 			return d.flat.Search(q, 100, demoFilter, dst)
 		})
 	})
+	// Compare with k=100/HNSW/ef=100 (one goroutine) for the scaling over GOMAXPROCS.
 	b.Run("parallel/HNSW/ef=100", func(b *testing.B) {
 		b.ReportAllocs()
-		var next sync.Mutex
-		i := 0
+		var next atomic.Int64
 		b.RunParallel(func(pb *testing.PB) {
 			dst := make([]Result, 0, 100)
 			for pb.Next() {
-				next.Lock()
-				q := d.queries[i%len(d.queries)]
-				i++
-				next.Unlock()
-				dst = h.Search(q, 100, nil, dst)
+				dst = h.Search(d.queries[int(next.Add(1))%len(d.queries)], 100, nil, dst)
 			}
 		})
 	})

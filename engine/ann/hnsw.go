@@ -16,7 +16,7 @@ type HNSWConfig struct {
 	// EfConstruction is the beam width used to find a new node's neighbours. Default 200.
 	EfConstruction int
 	// EfSearch is the default beam width of Search; the beam is never narrower than k.
-	// Default 100.
+	// Default 64 (so k >= 64 searches with a beam of k).
 	EfSearch int
 	// Seed makes the random layer assignment reproducible. Default 1.
 	Seed uint64
@@ -25,7 +25,7 @@ type HNSWConfig struct {
 const (
 	defaultM              = 16
 	defaultEfConstruction = 200
-	defaultEfSearch       = 100
+	defaultEfSearch       = 64
 	maxLevel              = 16
 	noID                  = ^uint32(0)
 	stripes               = 256
