@@ -481,7 +481,7 @@ func (h *HNSW) link(id uint32, level int, q []float32, relink bool) {
 			}
 			slices.SortFunc(s.buf, byScoreDesc)
 		}
-		s.ids = h.selectNeighbors(s.buf, h.m, s.ids[:0])
+		s.ids = h.selectNeighbors(q, s.buf, h.m, s.ids[:0])
 		h.setList(id, l, s.ids)
 		lm.Unlock()
 		for _, nb := range s.ids {
@@ -508,11 +508,19 @@ func byScoreDesc(a, b cand) int {
 }
 
 // selectNeighbors is the HNSW paper's Algorithm 4 without extension: it walks cands (sorted by
-// score to the base vector, best first) and keeps a candidate only if it is closer to the base
+// score to base, best first) and keeps a candidate only if it is closer to the base
 // than to every neighbour already kept, up to m. Dropping candidates that are "behind" a kept
 // neighbour spreads the links over directions, which keeps clusters connected to each other.
-func (h *HNSW) selectNeighbors(cands []cand, m int, out []uint32) []uint32 {
+func (h *HNSW) selectNeighbors(base []float32, cands []cand, m int, out []uint32) []uint32 {
 	out = out[:0]
+	// Under Dot the vectors have different norms, and "closer" in inner product favours long
+	// vectors, which would then block every other candidate. The test runs in L2 instead:
+	// |c-r|² < |c-b|²  ⇔  c·r - |r|²/2 > c·b - |b|²/2. Under Cosine the norms are 1 and it
+	// reduces to c·r > c·b.
+	var halfBase float32
+	if h.metric == Dot {
+		halfBase = dot(base, base) / 2
+	}
 	for _, c := range cands {
 		if len(out) >= m {
 			break
@@ -520,7 +528,12 @@ func (h *HNSW) selectNeighbors(cands []cand, m int, out []uint32) []uint32 {
 		vc := h.vec(c.id)
 		keep := true
 		for _, r := range out {
-			if dot(vc, h.vec(r)) > c.score {
+			vr := h.vec(r)
+			var halfR float32
+			if h.metric == Dot {
+				halfR = dot(vr, vr) / 2
+			}
+			if dot(vc, vr)-halfR > c.score-halfBase {
 				keep = false
 				break
 			}
@@ -557,7 +570,7 @@ func (h *HNSW) addLink(s *scratch, nb, id uint32, q []float32, l int) {
 		s.buf = append(s.buf, cand{c, dot(base, h.vec(c))})
 	}
 	slices.SortFunc(s.buf, byScoreDesc)
-	s.ids2 = h.selectNeighbors(s.buf, maxM, s.ids2[:0])
+	s.ids2 = h.selectNeighbors(base, s.buf, maxM, s.ids2[:0])
 	h.setList(nb, l, s.ids2)
 }
 

@@ -25,14 +25,10 @@ func TestHNSWRecallClustered(t *testing.T) {
 			for _, k := range []int{1, 10, 100} {
 				r := recallAt(t, h, f, queries, k, nil)
 				t.Logf("%s recall@%d = %.4f", m, k, r)
-				// Inner product is not a metric, so the graph's neighbour pruning is less
-				// reliable under Dot (about 0.93 at k = ef = 100 here).
-				want := 0.95
-				if m == Dot {
-					want = 0.9
-				}
-				if r < want {
-					t.Errorf("%s recall@%d = %.4f, want >= %.2f", m, k, r, want)
+				// Under Dot, pruning neighbours by inner product instead of L2 gave 0.935 at
+				// k = 100 here; see selectNeighbors.
+				if r < 0.95 {
+					t.Errorf("%s recall@%d = %.4f, want >= 0.95", m, k, r)
 				}
 			}
 		})
