@@ -2,6 +2,7 @@ package ann
 
 import (
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -80,7 +81,9 @@ type HNSW struct {
 
 	opMu   [stripes]sync.Mutex     // per id stripe: one Upsert or Delete at a time
 	listMu [4 * stripes]sync.Mutex // per id stripe: one writer of a node's lists at a time
-	pool   sync.Pool               // *scratch
+	// free keeps scratch states between operations. Unlike a sync.Pool it survives garbage
+	// collections, which matters because a scratch holds a visited array of 4 bytes per id.
+	free chan *scratch
 }
 
 const epValid = 1 << 63
@@ -143,6 +146,7 @@ func NewHNSW(dim int, m Metric, cfg HNSWConfig) *HNSW {
 		levelMu: 1 / math.Log(float64(cfg.M)),
 	}
 	h.vecs.dim = dim
+	h.free = make(chan *scratch, 2*runtime.GOMAXPROCS(0)+2)
 	h.efs.Store(int64(cfg.EfSearch))
 	return h
 }
@@ -299,8 +303,10 @@ func (h *HNSW) appendList(id uint32, l int, x uint32) {
 func (h *HNSW) listLock(id uint32) *sync.Mutex { return &h.listMu[id%uint32(len(h.listMu))] }
 
 func (h *HNSW) getScratch() *scratch {
-	s, _ := h.pool.Get().(*scratch)
-	if s == nil {
+	var s *scratch
+	select {
+	case s = <-h.free:
+	default:
 		s = &scratch{q: make([]float32, h.dim), nbuf: make([]uint32, 0, h.m0), nbuf2: make([]uint32, 0, h.m0)}
 	}
 	if n := h.size(); len(s.marks) < n {
@@ -310,7 +316,12 @@ func (h *HNSW) getScratch() *scratch {
 	return s
 }
 
-func (h *HNSW) putScratch(s *scratch) { h.pool.Put(s) }
+func (h *HNSW) putScratch(s *scratch) {
+	select {
+	case h.free <- s:
+	default: // enough are kept; let this one go
+	}
+}
 
 // reset starts a new visited generation and empties the heaps.
 func (s *scratch) reset() {
