@@ -100,43 +100,91 @@ func (s *State) Gather(ids []uint32, cols []int, now time.Time, dst []float32) [
 		dst = make([]float32, need)
 	}
 	dst = dst[:need]
-	for _, c := range cols {
-		if c < 0 || c >= len(s.feats.specs) {
-			panic(fmt.Sprintf("events: Gather: feature column %d out of range [0,%d)", c, len(s.feats.specs)))
-		}
+	// Per requested column, what to read and the factor that decays it to now, worked out
+	// once (on the stack for up to 64 columns).
+	type colPlan struct {
+		kind featKind
+		a, b int     // counter columns: the count, or clicks and impressions for CTR
+		f    float64 // decay factor of the column's window
+	}
+	var planBuf [64]colPlan
+	plans := planBuf[:0]
+	if len(cols) > len(planBuf) {
+		plans = make([]colPlan, 0, len(cols))
 	}
 	var r counterReader
 	s.items.beginRead(now.UnixNano(), &r)
-	nwin := s.items.nwin
-	pw := &s.cfg.PopularityWeights
-	p, m := s.cfg.CTRPrior, s.cfg.CTRPriorImpressions
-	for i, id := range ids {
-		row := r.row(id)
-		for f, c := range cols {
-			sp := &s.feats.specs[c]
-			var v float64
-			switch sp.kind {
-			case featCount:
-				v = rowGet(row, int(sp.t-1)*nwin+sp.win) * r.factors[sp.win]
-			case featCTR:
-				fw := r.factors[sp.win]
-				clicks := rowGet(row, int(TypeClick-1)*nwin+sp.win) * fw
-				imps := rowGet(row, int(TypeImpression-1)*nwin+sp.win) * fw
-				v = (clicks + m*p) / (max(imps, clicks) + m)
-			case featScore:
-				for t := TypeView; t <= TypeImpression; t++ {
-					if w := pw.of(t); w != 0 {
-						v += float64(w) * rowGet(row, int(t-1)*nwin+sp.win)
+	defer s.items.endRead()
+	c := s.items
+	var sw [8][numCounted]float64 // per window: PopularityWeights by type, times the factor
+	for _, col := range cols {
+		if col < 0 || col >= len(s.feats.specs) {
+			panic(fmt.Sprintf("events: Gather: feature column %d out of range [0,%d)", col, len(s.feats.specs)))
+		}
+		sp := s.feats.specs[col]
+		p := colPlan{kind: sp.kind, a: sp.win, f: r.factors[sp.win]}
+		switch sp.kind {
+		case featCount:
+			p.a = c.col(sp.t, sp.win)
+		case featCTR:
+			p.a, p.b = c.col(TypeClick, sp.win), c.col(TypeImpression, sp.win)
+		case featScore:
+			for t := TypeView; t <= TypeImpression; t++ {
+				sw[sp.win][t-1] = float64(s.cfg.PopularityWeights.of(t)) * p.f
+			}
+		}
+		plans = append(plans, p)
+	}
+	pr, m := s.cfg.CTRPrior, s.cfg.CTRPriorImpressions
+	prior := float32(pr)
+	nwin := c.nwin
+	for lo := 0; lo < n; lo += gatherBatch {
+		hi := min(lo+gatherBatch, n)
+		// Touch each row first so that the cache misses of a batch overlap (as in
+		// features.ItemStore.Gather).
+		for _, id := range ids[lo:hi] {
+			if row := r.row(id); row != nil {
+				atomicLoad(&row[0])
+			}
+		}
+		for i := lo; i < hi; i++ {
+			row := r.row(ids[i])
+			if row == nil {
+				for f := range plans {
+					v := float32(0)
+					if plans[f].kind == featCTR {
+						v = prior
+					}
+					dst[f*n+i] = v
+				}
+				continue
+			}
+			for f := range plans {
+				p := &plans[f]
+				var v float64
+				switch p.kind {
+				case featCount:
+					v = rowGet(row, p.a) * p.f
+				case featCTR:
+					clicks, imps := rowGet(row, p.a)*p.f, rowGet(row, p.b)*p.f
+					v = (clicks + m*pr) / (max(imps, clicks) + m)
+				case featScore:
+					w := &sw[p.a]
+					for t := range numCounted {
+						if w[t] != 0 {
+							v += w[t] * rowGet(row, t*nwin+p.a)
+						}
 					}
 				}
-				v *= r.factors[sp.win]
+				dst[f*n+i] = float32(v)
 			}
-			dst[f*n+i] = float32(v)
 		}
 	}
-	s.items.endRead()
 	return dst
 }
+
+// gatherBatch is how many items Gather touches ahead of reading; see Gather.
+const gatherBatch = 64
 
 func rowGet(row []uint32, col int) float64 {
 	if row == nil {

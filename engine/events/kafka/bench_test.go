@@ -47,6 +47,9 @@ func BenchmarkKafkaIngest(b *testing.B) {
 					}
 				}
 				b.ReportMetric(float64(b.N)*10/b.Elapsed().Seconds(), "events/s")
+				if d := g.Metrics(now).Duplicates; d > 0 {
+					b.Fatalf("%d duplicates", d)
+				}
 				return
 			}
 			c := cluster(b, 2)
@@ -64,6 +67,9 @@ func BenchmarkKafkaIngest(b *testing.B) {
 			b.StopTimer()
 			if st := con.Stats(); st.Events != uint64(b.N)*10 {
 				b.Fatalf("stats %+v", st)
+			}
+			if d := g.Metrics(time.Now()).Duplicates; d > 0 {
+				b.Fatalf("%d duplicates", d)
 			}
 			b.ReportMetric(float64(b.N)*10/b.Elapsed().Seconds(), "events/s")
 		})
