@@ -22,7 +22,8 @@ import (
 //	checkpoint/META       JSON: WAL seq covered, external positions, size and CRC of state.bin
 //	checkpoint/state.bin  item counters, co-visitation lists, the item-name table they are
 //	                      keyed by, CRC-32C at the end
-//	checkpoint/kv/        per-user and per-session state (features.KV.Save)
+//	checkpoint/kv/        per-user and per-session history (features.KV.Save)
+//	checkpoint/xkv/       per-user and per-session exclusions (features.KV.Save)
 //
 // A checkpoint is taken in two phases, so that ingestion waits only for a memory copy:
 //
@@ -44,6 +45,7 @@ const (
 	metaName       = "META"
 	stateName      = "state.bin"
 	kvName         = "kv"
+	xkvName        = "xkv"
 	stateMagic     = "PODEVST1"
 	metaVersion    = 1
 )
@@ -99,6 +101,9 @@ func (g *Ingestor) checkpoint(closing bool) error {
 		g.checkpointHook()
 	}
 	err = g.state.kv.Save(filepath.Join(tmp, kvName))
+	if err == nil {
+		err = g.state.xkv.Save(filepath.Join(tmp, xkvName))
+	}
 
 	start2 := time.Now()
 	g.ck.Lock()
@@ -192,9 +197,15 @@ func (g *Ingestor) loadCheckpoint() uint64 {
 	} else if err == nil {
 		kv, kerr := features.LoadKV(filepath.Join(dir, kvName), g.state.cfg.SessionBytes)
 		if kerr != nil {
-			warn("user and session state was not restored: %v", kerr)
+			warn("user and session history was not restored: %v", kerr)
 		} else {
 			g.state.kv = kv
+		}
+		xkv, kerr := features.LoadKV(filepath.Join(dir, xkvName), g.state.cfg.ExcludeBytes)
+		if kerr != nil {
+			warn("user and session exclusions were not restored: %v", kerr)
+		} else {
+			g.state.xkv = xkv
 		}
 	}
 	g.pos = meta.Positions

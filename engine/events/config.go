@@ -83,9 +83,15 @@ type StateConfig struct {
 	// MaxExcluded bounds the excluded items kept per user or session (default 200); the
 	// ones expiring first are dropped beyond it.
 	MaxExcluded int
-	// SessionBytes sizes the fastcache that holds per-user and per-session state (default
-	// 256 MiB, at least 32 MiB). When full, the state written longest ago is evicted.
+	// SessionBytes sizes the fastcache that holds per-user and per-session history and
+	// counts (default 256 MiB, at least 32 MiB). It keeps about SessionBytes / (record
+	// bytes × interactions per second) of history: a record is 50 + 9 bytes per recent
+	// interaction. Beyond that, users idle the longest lose their history first.
 	SessionBytes int
+	// ExcludeBytes sizes the fastcache of exclusion records (default 64 MiB, at least 32
+	// MiB), rewritten only by excluded event types: at 8 bytes per excluded item plus the
+	// key, the default keeps about 500k purchase writes.
+	ExcludeBytes int
 	// CoVisitGap is how far apart two interactions of one user or session may be to count
 	// as co-visited (default 30 minutes).
 	CoVisitGap time.Duration
@@ -187,6 +193,9 @@ func (c *StateConfig) fill() {
 	c.MaxExcluded = min(c.MaxExcluded, 4000)
 	if c.SessionBytes <= 0 {
 		c.SessionBytes = 256 << 20
+	}
+	if c.ExcludeBytes <= 0 {
+		c.ExcludeBytes = 64 << 20
 	}
 	if c.CoVisitGap <= 0 {
 		c.CoVisitGap = 30 * time.Minute

@@ -21,7 +21,7 @@ import (
 // State the rank path reads, the write-ahead log and the checkpoints in its directory:
 //
 //	dir/wal/         WAL segments (package events/wal)
-//	dir/checkpoint/  the last checkpoint: META (JSON), state.bin, kv/ (features.KV snapshot)
+//	dir/checkpoint/  the last checkpoint: META (JSON), state.bin, kv/ and xkv/ (KV snapshots)
 //
 // All methods are goroutine-safe.
 type Ingestor struct {
@@ -342,6 +342,7 @@ func (g *Ingestor) Metrics(now time.Time) Metrics {
 		m.WAL = g.log.Stats()
 	}
 	m.Sessions = g.state.SessionStats()
+	m.Exclusions = g.state.ExclusionStats()
 	m.CoVisitItems, m.CoVisitPairs = g.state.CoVisitSize()
 	m.Checkpoints = g.checkpoints.Load()
 	if t := g.lastCk.Load(); t != 0 {

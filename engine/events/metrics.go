@@ -94,8 +94,9 @@ type Metrics struct {
 	Duplicates uint64 `json:"duplicates"`
 	// WAL holds the write-ahead log's counters (zero without a directory).
 	WAL wal.Stats `json:"wal"`
-	// Sessions holds the counters of the per-user and per-session store.
-	Sessions features.KVStats `json:"sessions"`
+	// Sessions and Exclusions hold the counters of the per-user and per-session stores.
+	Sessions   features.KVStats `json:"sessions"`
+	Exclusions features.KVStats `json:"exclusions"`
 	// CoVisitItems and CoVisitPairs size the co-visitation lists.
 	CoVisitItems int64 `json:"covisit_items"`
 	CoVisitPairs int64 `json:"covisit_pairs"`

@@ -8,10 +8,14 @@ import (
 	"time"
 )
 
-// Per-user and per-session state lives in a features.KV (fastcache): millions of keys cost
-// the GC nothing, memory is capped by StateConfig.SessionBytes, and when it is full the
-// entries written longest ago are evicted (an active session is rewritten on every event,
-// so it stays). An event with a user_id updates the user's entries; one with only a
+// Per-user and per-session state lives in two features.KV (fastcache): millions of keys cost
+// the GC nothing and memory is capped. fastcache is a ring per bucket: every write appends,
+// and when the ring wraps the entries not rewritten since are evicted. So what a KV keeps
+// is bounded by write volume, not by live keys: history records (rewritten on every
+// interaction) live in StateConfig.SessionBytes, exclusion records (rewritten only on
+// excluded types, purchases by default) in ExcludeBytes, so that a burst of views does not
+// evict 30-day purchase exclusions. Sizing is in RATIONALE.md ("Why fastcache for
+// sessions, and how big?"). An event with a user_id updates the user's entries; one with only a
 // session_id updates the session's. Readers merge both, so a session that logs in midway
 // keeps its anonymous history.
 //
@@ -195,7 +199,7 @@ func (s *State) exclude(e *Event, items []uint32, win time.Duration, sc *scratch
 	mu := s.lock(sc.key)
 	mu.Lock()
 	defer mu.Unlock()
-	sc.raw, _ = s.kv.Get(sc.raw[:0], sc.key)
+	sc.raw, _ = s.xkv.Get(sc.raw[:0], sc.key)
 	xs := sc.xs[:0]
 	if raw := sc.raw; len(raw) >= 3 && raw[0] == recVersion && len(raw) == 3+int(binary.LittleEndian.Uint16(raw[1:]))*xentrySize {
 		for p := 3; p < len(raw); p += xentrySize {
@@ -223,7 +227,7 @@ func (s *State) exclude(e *Event, items []uint32, win time.Duration, sc *scratch
 		sc.raw = binary.LittleEndian.AppendUint32(sc.raw, x.item)
 		sc.raw = binary.LittleEndian.AppendUint32(sc.raw, x.expiry)
 	}
-	_ = s.kv.Set(sc.key, sc.raw) // at most 3+4000·8 bytes: always fits
+	_ = s.xkv.Set(sc.key, sc.raw) // at most 3+4000·8 bytes: always fits
 }
 
 type xentry struct {
@@ -250,7 +254,7 @@ func (s *State) AppendExcluded(userID, sessionID string, now time.Time, dst []ui
 	sec := unixSec(now.UnixNano())
 	forScopes(userID, sessionID, func(scope byte, id string) {
 		sc.key = appendKey(sc.key[:0], kindExclude, scope, id)
-		raw, ok := s.kv.Get(sc.raw[:0], sc.key)
+		raw, ok := s.xkv.Get(sc.raw[:0], sc.key)
 		sc.raw = raw
 		if !ok || len(raw) < 3 || raw[0] != recVersion || len(raw) != 3+int(binary.LittleEndian.Uint16(raw[1:]))*xentrySize {
 			return

@@ -19,7 +19,8 @@ import (
 type State struct {
 	cfg    StateConfig
 	cat    *catalog.Catalog
-	kv     *features.KV
+	kv     *features.KV // history records
+	xkv    *features.KV // exclusion records
 	items  *itemCounters
 	cov    *coVisit
 	served *servedLog
@@ -62,7 +63,8 @@ func NewState(cat *catalog.Catalog, cfg StateConfig) (*State, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &State{cfg: cfg, cat: cat, kv: features.NewKV(cfg.SessionBytes), seed: maphash.MakeSeed()}
+	s := &State{cfg: cfg, cat: cat, kv: features.NewKV(cfg.SessionBytes), xkv: features.NewKV(cfg.ExcludeBytes),
+		seed: maphash.MakeSeed()}
 	s.items = newItemCounters(cfg.Windows)
 	s.cov = newCoVisit(cfg.CoVisitNeighbours)
 	s.served = newServedLog(cfg.Served)
@@ -199,8 +201,11 @@ func (s *State) Staleness(now time.Time) (sinceApply, newestAge time.Duration) {
 	return sinceApply, newestAge
 }
 
-// SessionStats returns the counters of the per-user and per-session store.
+// SessionStats returns the counters of the per-user and per-session history store.
 func (s *State) SessionStats() features.KVStats { return s.kv.Stats() }
+
+// ExclusionStats returns the counters of the per-user and per-session exclusion store.
+func (s *State) ExclusionStats() features.KVStats { return s.xkv.Stats() }
 
 // CoVisitSize returns how many items have a co-visitation list and how many neighbour
 // entries those lists hold (12 bytes each).
