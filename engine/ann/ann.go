@@ -2,8 +2,9 @@
 // for catalogs that change all day), an IVF-flat index and an exact brute-force Flat index.
 //
 // All three implement Index and are safe for concurrent use. Scores are similarities, so a higher
-// Score is better. Why HNSW, why these parameters and how the concurrency works is written down
-// in RATIONALE.md ("Why HNSW with copy-on-write neighbour lists?").
+// Score is better. Why HNSW is the default, why these parameters, how searches run lock-free
+// beside writers and how filters are applied is written down in RATIONALE.md ("Why HNSW is the
+// default index?", "Why copy-on-write neighbours?", "Why the filter rule?").
 package ann
 
 import (
