@@ -15,7 +15,7 @@ func benchRecord(i int) []byte {
 	var sb strings.Builder
 	for k := range 10 {
 		typ := [...]string{"view", "view", "click", "view", "add_to_cart", "view", "click", "purchase", "view", "view"}[k]
-		fmt.Fprintf(&sb, `{"type":%q,"user_id":"u%d","item_id":"i%d"}`+"\n", typ, i%5000, (i*7919+k*104729)%10_000)
+		fmt.Fprintf(&sb, `{"type":%q,"user_id":"u%d","item_id":"i%d"}`+"\n", typ, i, (i*7919+k*104729)%10_000)
 	}
 	return []byte(sb.String())
 }
