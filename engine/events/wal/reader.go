@@ -19,6 +19,7 @@ type reader struct {
 	off      int64  // offset just past the last whole record read
 	seq      uint64 // seq the next record must have
 	buf      []byte
+	fr       [frameSize]byte
 }
 
 func newReader(f *os.File, s segment, maxBytes int) *reader {
@@ -43,8 +44,8 @@ func (r *reader) header() error {
 // next returns the next record, io.EOF at a clean end, or another error for a torn or
 // damaged record. payload is valid until the next call.
 func (r *reader) next() (uint64, []byte, error) {
-	var fr [frameSize]byte
-	n, err := io.ReadFull(r.br, fr[:])
+	fr := r.fr[:]
+	n, err := io.ReadFull(r.br, fr)
 	if n == 0 && err == io.EOF {
 		return 0, nil, io.EOF
 	}

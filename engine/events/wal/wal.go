@@ -380,14 +380,16 @@ func (l *Log) Append(payload []byte) (uint64, error) {
 }
 
 func appendRecord(dst []byte, seq uint64, payload []byte) []byte {
-	var fr [frameSize]byte
-	binary.LittleEndian.PutUint32(fr[0:], uint32(len(payload)))
-	binary.LittleEndian.PutUint64(fr[8:], seq)
-	crc := crc32.Update(0, castagnoli, fr[8:16])
-	crc = crc32.Update(crc, castagnoli, payload)
-	binary.LittleEndian.PutUint32(fr[4:], crc)
-	dst = append(dst, fr[:]...)
-	return append(dst, payload...)
+	// The frame is built in dst itself: a local array would escape into crc32's assembly
+	// and cost an allocation per record.
+	start := len(dst)
+	dst = append(dst, make([]byte, frameSize)...)
+	binary.LittleEndian.PutUint32(dst[start:], uint32(len(payload)))
+	binary.LittleEndian.PutUint64(dst[start+8:], seq)
+	dst = append(dst, payload...)
+	crc := crc32.Checksum(dst[start+8:], castagnoli)
+	binary.LittleEndian.PutUint32(dst[start+4:], crc)
+	return dst
 }
 
 // flush writes the queued records as the leader. It is called and returns with l.mu held,
