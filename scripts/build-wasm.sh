@@ -16,7 +16,7 @@
 # Exact commands (see plugins/*/README.md):
 #   Go: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags=-w -o OUT ./SRC
 #   C:  clang --target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib -Wl,--no-entry
-#             -Wl,--strip-debug -I sdk/c $PODIUM_CFLAGS -o OUT SRC/*.c
+#             -Wl,--strip-debug -I sdk/c -I SRC/.. $PODIUM_CFLAGS -o OUT SRC/*.c
 #   then: go run ./sdk/cmd/podium-manifest embed OUT MANIFEST OUT
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,7 +59,7 @@ build_one() {
       find "$src" -maxdepth 1 -type f \( -name '*.go' -o -name '*.c' -o -name '*.h' -o -name 'go.mod' \) -print0 | sort -z | xargs -0 cat
       [ -n "$manifest" ] && cat "$manifest"
       if [ $lang = go ]; then find "$root/sdk" -name '*.go' -not -name '*_test.go' -not -path '*/sdktest/*' -not -path '*/cmd/*' -print0 | sort -z | xargs -0 cat; fi
-      if [ $lang = c ]; then cat "$root"/sdk/c/*.h; fi
+      if [ $lang = c ]; then cat "$root"/sdk/c/*.h; find "$src/.." -maxdepth 1 -name '*.h' -print0 | sort -z | xargs -0 -r cat; fi
     } | sha256sum | cut -c1-32
   )
   hit=$cache/$key.wasm
@@ -68,7 +68,7 @@ build_one() {
     if [ $lang = go ]; then
       (cd "$src" && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags=-w -o "$tmp" .)
     else
-      clang "${CFLAGS_BASE[@]}" ${CFLAGS_EXTRA[@]+"${CFLAGS_EXTRA[@]}"} -o "$tmp" "$src"/*.c
+      clang "${CFLAGS_BASE[@]}" -I "$src/.." ${CFLAGS_EXTRA[@]+"${CFLAGS_EXTRA[@]}"} -o "$tmp" "$src"/*.c
     fi
     if [ -n "$manifest" ]; then
       manifest_tool

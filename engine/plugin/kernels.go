@@ -23,9 +23,9 @@ type KernelError struct {
 // Error implements error.
 func (e *KernelError) Error() string { return "plugin: podium." + e.Kernel + ": " + e.Reason }
 
-// f32View returns the n float32 values at ptr in the guest memory, without copying. It
+// guestF32 returns the n float32 values at ptr in the guest memory, without copying. It
 // panics with a *KernelError if the range is misaligned or outside memory.
-func f32View(mem api.Memory, kernel string, ptr, n uint32) []float32 {
+func guestF32(mem api.Memory, kernel string, ptr, n uint32) []float32 {
 	if n == 0 {
 		return nil
 	}
@@ -55,9 +55,9 @@ func mul(kernel string, a, b uint32) uint32 {
 func hostDot(_ context.Context, m api.Module, s []uint64) {
 	mem := m.Memory()
 	n, dim := uint32(s[2]), uint32(s[3])
-	q := f32View(mem, "dot", uint32(s[0]), dim)
-	rows := f32View(mem, "dot", uint32(s[1]), mul("dot", n, dim))
-	out := f32View(mem, "dot", uint32(s[4]), n)
+	q := guestF32(mem, "dot", uint32(s[0]), dim)
+	rows := guestF32(mem, "dot", uint32(s[1]), mul("dot", n, dim))
+	out := guestF32(mem, "dot", uint32(s[4]), n)
 	Dot(q, rows, out)
 }
 
@@ -65,9 +65,9 @@ func hostDot(_ context.Context, m api.Module, s []uint64) {
 func hostCosine(_ context.Context, m api.Module, s []uint64) {
 	mem := m.Memory()
 	n, dim := uint32(s[2]), uint32(s[3])
-	q := f32View(mem, "cosine", uint32(s[0]), dim)
-	rows := f32View(mem, "cosine", uint32(s[1]), mul("cosine", n, dim))
-	out := f32View(mem, "cosine", uint32(s[4]), n)
+	q := guestF32(mem, "cosine", uint32(s[0]), dim)
+	rows := guestF32(mem, "cosine", uint32(s[1]), mul("cosine", n, dim))
+	out := guestF32(mem, "cosine", uint32(s[4]), n)
 	Cosine(q, rows, out)
 }
 
@@ -75,15 +75,15 @@ func hostCosine(_ context.Context, m api.Module, s []uint64) {
 func hostWSum(_ context.Context, m api.Module, s []uint64) {
 	mem := m.Memory()
 	k, n := uint32(s[2]), uint32(s[3])
-	w := f32View(mem, "wsum", uint32(s[0]), k)
-	cols := f32View(mem, "wsum", uint32(s[1]), mul("wsum", k, n))
-	out := f32View(mem, "wsum", uint32(s[4]), n)
+	w := guestF32(mem, "wsum", uint32(s[0]), k)
+	cols := guestF32(mem, "wsum", uint32(s[1]), mul("wsum", k, n))
+	out := guestF32(mem, "wsum", uint32(s[4]), n)
 	WSum(w, cols, out)
 }
 
 // hostSigmoid implements podium.sigmoid(x, n).
 func hostSigmoid(_ context.Context, m api.Module, s []uint64) {
-	Sigmoid(f32View(m.Memory(), "sigmoid", uint32(s[0]), uint32(s[1])))
+	Sigmoid(guestF32(m.Memory(), "sigmoid", uint32(s[0]), uint32(s[1])))
 }
 
 // Dot sets out[i] to the dot product of q with row i of rows, a row-major matrix of

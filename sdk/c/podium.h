@@ -14,7 +14,9 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#ifndef PODIUM_ABI_VERSION /* overridable only to test the host's version check */
 #define PODIUM_ABI_VERSION 1
+#endif
 #define PODIUM_MAGIC 0x314D4450u
 
 /* Header words (uint32). */

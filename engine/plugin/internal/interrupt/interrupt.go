@@ -48,6 +48,7 @@ const (
 	secImport   = 2
 	secFunction = 3
 	secMemory   = 5
+	secStart    = 8
 	secGlobal   = 6
 	secExport   = 7
 	secCode     = 10
@@ -121,6 +122,10 @@ func InstrumentWith(wasm []byte, kind Check) ([]byte, Stats, error) {
 			hasMemory = hasMemory || mems > 0
 		case secMemory:
 			hasMemory = true
+		case secStart:
+			// A start function runs inside instantiation, before the host can arm a
+			// deadline; reactors use an exported _initialize instead.
+			return nil, st, fmt.Errorf("%w: the module has a start function; export _initialize instead", ErrUnsupported)
 		case secGlobal:
 			hasGlobal = true
 			r := reader{b: s.payload}
