@@ -6,7 +6,8 @@
 // fsync policy, applies them to State synchronously and reports per-event rejections.
 // Package events/kafka feeds the same path from a Kafka topic. State is read by the rank
 // path: SessionVector, AppendExcluded, Gather (real-time features), SessionCoVisited and
-// PopularityScore. Why it is built this way is in RATIONALE.md ("Why events ...?" sections).
+// PopularityScore. Why it is built this way is in RATIONALE.md, from "Why do events apply
+// synchronously, before the 202?" on.
 package events
 
 import (

@@ -14,8 +14,8 @@ import (
 // is bounded by write volume, not by live keys: history records (rewritten on every
 // interaction) live in StateConfig.SessionBytes, exclusion records (rewritten only on
 // excluded types, purchases by default) in ExcludeBytes, so that a burst of views does not
-// evict 30-day purchase exclusions. Sizing is in RATIONALE.md ("Why fastcache for
-// sessions, and how big?"). An event with a user_id updates the user's entries; one with only a
+// evict 30-day purchase exclusions. Sizing is in RATIONALE.md, "Why fastcache for
+// per-user and per-session state, and how big?". An event with a user_id updates the user's entries; one with only a
 // session_id updates the session's. Readers merge both, so a session that logs in midway
 // keeps its anonymous history.
 //

@@ -14,7 +14,8 @@
 // Group commit: concurrent Append calls queue their records in one buffer; one of them (the
 // leader) writes the whole buffer with a single write and, under SyncAlways, a single fsync,
 // then wakes everyone whose record it covered. So N appenders that arrive during one fsync
-// share the next one. Why and what it measured is in RATIONALE.md, "Why a group-commit WAL?".
+// share the next one. Why, and what each policy costs, is in RATIONALE.md, "Why a
+// group-commit WAL, and what does each fsync policy cost?".
 package wal
 
 import (
