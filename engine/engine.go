@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"runtime"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/podium-rank/podium/engine/catalog"
 	"github.com/podium-rank/podium/engine/events"
 	"github.com/podium-rank/podium/engine/pipeline"
+	"github.com/podium-rank/podium/engine/plugin"
 	"github.com/podium-rank/podium/engine/retrieval"
 	"github.com/podium-rank/podium/engine/stages"
 )
@@ -42,6 +44,10 @@ type Config struct {
 	MaxCandidates int
 	// MaxExclude bounds the exclude list of a request (default 5000).
 	MaxExclude int
+	// WasmCacheDir holds wazero's compilation cache ("" compiles from scratch each start).
+	WasmCacheDir string
+	// PluginLogger receives plugins' bounded debug logs; nil discards them.
+	PluginLogger *slog.Logger
 	// CoVisitCandidates is how many co-visited items of the session's recent items join
 	// the candidates when events are open (default 100).
 	CoVisitCandidates int
@@ -72,6 +78,10 @@ type Engine struct {
 	pool        sync.Pool
 
 	stats Stats
+
+	rtMu    sync.Mutex
+	rt      *plugin.Runtime
+	plugins []*plugin.Plugin
 }
 
 // Stats are the engine's counters. Read them with Engine.Stats.

@@ -29,12 +29,16 @@ func (e *Engine) OpenEvents(dir string, cfg events.Config) error {
 // Events returns the event ingestor, or nil before OpenEvents.
 func (e *Engine) Events() *events.Ingestor { return e.ev.Load() }
 
-// Close stops event ingestion, writing a checkpoint.
+// Close stops event ingestion, writing a checkpoint, and retires every plugin.
 func (e *Engine) Close() error {
+	var err error
 	if g := e.ev.Load(); g != nil {
-		return g.Close()
+		err = g.Close()
 	}
-	return nil
+	if perr := e.closePlugins(); err == nil {
+		err = perr
+	}
+	return err
 }
 
 // refreshPopularity rebuilds the popularity order, blending live event counts when events
