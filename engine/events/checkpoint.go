@@ -200,6 +200,9 @@ func (g *Ingestor) loadCheckpoint() uint64 {
 			warn("user and session history was not restored: %v", kerr)
 		} else {
 			g.state.kv = kv
+			// The restored history may hold events past P: replay up to these marks
+			// deduplicates against it (see the comment at the top of this file).
+			g.kvSeq, g.kvPos = max(meta.KVWALSeq, meta.WALSeq), meta.KVPositions
 		}
 		xkv, kerr := features.LoadKV(filepath.Join(dir, xkvName), g.state.cfg.ExcludeBytes)
 		if kerr != nil {
@@ -212,7 +215,6 @@ func (g *Ingestor) loadCheckpoint() uint64 {
 	if g.pos == nil {
 		g.pos = map[string]int64{}
 	}
-	g.kvSeq, g.kvPos = max(meta.KVWALSeq, meta.WALSeq), meta.KVPositions
 	g.recovery.Checkpoint, g.recovery.CheckpointSeq = true, meta.WALSeq
 	return meta.WALSeq
 }
