@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -48,6 +49,8 @@ func run(args []string) int {
 		kBrokers  = fs.String("kafka-brokers", "", "comma-separated Kafka seed brokers; when set, events are also consumed from --kafka-topic")
 		kTopic    = fs.String("kafka-topic", "podium-events", "Kafka topic of events (same JSON as POST /v1/events)")
 		kStart    = fs.String("kafka-start", "earliest", "where a partition without a saved offset starts: earliest or latest")
+		pipeFile  = fs.String("pipeline", "", "pipeline config (JSON): stages, plugins, params, deadlines, fallbacks (default: the native blend)")
+		wasmCache = fs.String("wasm-cache", "", "directory of the Wasm compilation cache (default <data-dir>/wasm-cache)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -65,7 +68,10 @@ func run(args []string) int {
 		return 2
 	}
 	ecfg.CheckpointInterval = *ckEvery
-	cfg := engine.Config{Dim: *dim, Index: *index, Metric: *metric}
+	cfg := engine.Config{Dim: *dim, Index: *index, Metric: *metric, WasmCacheDir: *wasmCache}
+	if cfg.WasmCacheDir == "" && *dataDir != "" {
+		cfg.WasmCacheDir = filepath.Join(*dataDir, "wasm-cache")
+	}
 	cfg.HNSW.EfSearch = *efSearch
 	cfg.Retrieval.ANN, cfg.Retrieval.Popular = *annCands, *popCands
 	dcfg := demo.DefaultConfig()
@@ -133,6 +139,14 @@ func run(args []string) int {
 		return 1
 	}
 	defer e.Close()
+	if *pipeFile != "" {
+		t1 := time.Now()
+		if err := e.LoadPipelineFile(*pipeFile); err != nil {
+			log.Printf("engine: %v", err)
+			return 1
+		}
+		log.Printf("engine: pipeline %s loaded in %v", *pipeFile, time.Since(t1).Round(time.Millisecond))
+	}
 	if *kBrokers != "" {
 		con, err := kafka.New(kafka.Config{Brokers: strings.Split(*kBrokers, ","), Topic: *kTopic, StartAt: *kStart}, e.Events())
 		if err != nil {
