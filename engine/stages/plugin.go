@@ -12,13 +12,26 @@ import (
 	"github.com/podium-rank/podium/sdk/abi"
 )
 
-// PluginStage runs a started Wasm plugin as a pipeline stage: it materialises the inputs
-// the plugin's manifest asks for, makes one call per request and applies the outputs of its
+// Callee is what a PluginStage calls: a started Wasm plugin (*plugin.Plugin), or a native Go
+// twin of one with the same inputs and outputs (the baseline Wasm is measured against).
+// Implementations must be goroutine-safe.
+type Callee interface {
+	Name() string
+	Version() string
+	Kind() abi.Kind
+	Features() []string
+	Attributes() []string
+	Needs() abi.Needs
+	Call(ctx context.Context, in *plugin.Input, out *plugin.Output) error
+}
+
+// PluginStage runs a started plugin as a pipeline stage: it materialises the inputs the
+// plugin's manifest asks for, makes one call per request and applies the outputs of its
 // kind (sdk/ABI.md §4). A fault (trap, timeout, bad output) comes back as an error, so the
 // pipeline falls back. It is goroutine-safe; the plugin's pool bounds concurrency.
 type PluginStage struct {
 	info    pipeline.StageInfo
-	p       *plugin.Plugin
+	p       Callee
 	cat     *catalog.Catalog
 	plan    *FeaturePlan
 	attrs   []string
@@ -53,7 +66,7 @@ func KindOf(k abi.Kind) (pipeline.Kind, error) {
 
 // NewPluginStage wraps p as the stage named name. The plugin's effective features and
 // attributes (manifest, overridden by params) decide what each call gathers.
-func NewPluginStage(name string, p *plugin.Plugin, src Sources) (*PluginStage, error) {
+func NewPluginStage(name string, p Callee, src Sources) (*PluginStage, error) {
 	kind, err := KindOf(p.Kind())
 	if err != nil {
 		return nil, err
@@ -75,8 +88,8 @@ func ShortVersion(v string) string {
 	return v
 }
 
-// Plugin returns the wrapped plugin.
-func (st *PluginStage) Plugin() *plugin.Plugin { return st.p }
+// Callee returns the wrapped plugin.
+func (st *PluginStage) Callee() Callee { return st.p }
 
 // Info implements pipeline.Stage.
 func (st *PluginStage) Info() pipeline.StageInfo { return st.info }
