@@ -49,7 +49,7 @@ func run(args []string) int {
 		kBrokers  = fs.String("kafka-brokers", "", "comma-separated Kafka seed brokers; when set, events are also consumed from --kafka-topic")
 		kTopic    = fs.String("kafka-topic", "podium-events", "Kafka topic of events (same JSON as POST /v1/events)")
 		kStart    = fs.String("kafka-start", "earliest", "where a partition without a saved offset starts: earliest or latest")
-		pipeFile  = fs.String("pipeline", "", "pipeline config (JSON): stages, plugins, params, deadlines, fallbacks (default: the native blend)")
+		pipeFile  = fs.String("pipeline", "", "pipeline config (JSON): stages, plugins, params, deadlines, fallbacks; \"native\" for the built-in blend (default: the native blend, or with --demo "+engine.DemoPipeline+")")
 		wasmCache = fs.String("wasm-cache", "", "directory of the Wasm compilation cache (default <data-dir>/wasm-cache)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -111,6 +111,13 @@ func run(args []string) int {
 	log.Printf("engine: listening on http://%s (ready after loading; see /readyz)", ln.Addr())
 
 	t0 := time.Now()
+	// With --demo, build the demo plugins while the catalog loads.
+	demoBuilt := make(chan error, 1)
+	if *demoMode && *pipeFile == "" {
+		go func() { demoBuilt <- engine.BuildPipelinePlugins(".", engine.DemoPipeline) }()
+	} else {
+		demoBuilt <- nil
+	}
 	if *demoMode {
 		if err := e.LoadDemo(dcfg); err != nil {
 			log.Printf("engine: %v", err)
@@ -139,11 +146,22 @@ func run(args []string) int {
 		return 1
 	}
 	defer e.Close()
+	if err := <-demoBuilt; err != nil {
+		log.Printf("engine: cannot build the demo plugins, serving the native blend instead: %v", err)
+	} else if *demoMode && *pipeFile == "" {
+		*pipeFile = engine.DemoPipeline
+	}
+	if *pipeFile == "native" {
+		*pipeFile = ""
+	}
 	if *pipeFile != "" {
 		t1 := time.Now()
 		if err := e.LoadPipelineFile(*pipeFile); err != nil {
-			log.Printf("engine: %v", err)
-			return 1
+			if *pipeFile != engine.DemoPipeline {
+				log.Printf("engine: %v", err)
+				return 1
+			}
+			log.Printf("engine: cannot load the demo plugins, serving the native blend instead: %v", err)
 		}
 		log.Printf("engine: pipeline %s loaded in %v", *pipeFile, time.Since(t1).Round(time.Millisecond))
 	}

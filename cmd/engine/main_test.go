@@ -88,7 +88,7 @@ func TestAcknowledgedEventSurvivesSIGKILL(t *testing.T) {
 		t.Skip("starts engine processes")
 	}
 	dir := t.TempDir()
-	args := "--demo --demo-items 2000 --addr 127.0.0.1:0 --data-dir " + dir
+	args := "--demo --demo-items 2000 --pipeline native --addr 127.0.0.1:0 --data-dir " + dir
 	cmd, url := startProcess(t, args)
 	rerank := `{"user_id":"u1","k":5,"candidates":["i1","i2","i3"]}`
 	if code, body := post(t, url+"/v1/rank", rerank); code != 200 || !strings.Contains(body, `"i2"`) {
