@@ -97,7 +97,7 @@ func BenchmarkRank(b *testing.B) {
 }
 
 // rankBlocked is Ranker.Rank with the block size len(acc), for the benchmark. branchy
-// loads the child after the comparison, which the compiler turns into a branch.
+// picks the child with an if, which the compiler turns into a branch.
 func rankBlocked(c *compiled, feat, out, acc []float32, idx []int32, branchy bool) {
 	n, bs := len(out), len(acc)
 	for start := 0; start < n; start += bs {
@@ -118,9 +118,9 @@ func rankBlocked(c *compiled, feat, out, acc []float32, idx []int32, branchy boo
 				for i, at := range idx {
 					nd := &c.nodes[at]
 					x := feat[int(nd.col)*n+start+i]
-					next := nd.b
+					next := nd.l + nd.flip
 					if x*nd.sign < nd.thr {
-						next = nd.a
+						next = nd.l + (1 ^ nd.flip)
 					}
 					idx[i] = next
 				}
