@@ -41,7 +41,8 @@ type instance struct {
 	seen []uint32 // duplicate detection for orders, stamped with gen
 	gen  uint32
 
-	lm linearMemory
+	lm       linearMemory
+	memBytes atomic.Uint64 // linear memory size after the last call, for Stats
 }
 
 const (
@@ -91,7 +92,11 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		inst.close()
 		return nil, err
 	}
+	inst.memBytes.Store(uint64(inst.mem.Size()))
 	p.started.Add(1)
+	p.mu.Lock()
+	p.instances[inst] = struct{}{}
+	p.mu.Unlock()
 	return inst, nil
 }
 
@@ -222,6 +227,7 @@ func (inst *instance) run(h *abi.Header, in *Input, out *Output, timeout time.Du
 	if b, ok = inst.mem.Read(inst.buf, uint32(size)); !ok {
 		return p.fault(FaultMemory, "the guest buffer is outside memory", nil, inst)
 	}
+	inst.memBytes.Store(uint64(inst.mem.Size()))
 	if msg := p.decode(b, h, out, inst); msg != "" {
 		return p.fault(FaultBadOutput, msg, nil, inst)
 	}

@@ -51,13 +51,14 @@ type Plugin struct {
 	size       int
 	memPages   uint32
 
-	idle     chan *instance
-	mu       sync.Mutex
-	live     int
-	draining atomic.Bool
-	inflight atomic.Int64
-	closed   bool // under mu
-	closedA  atomic.Bool
+	idle      chan *instance
+	mu        sync.Mutex
+	live      int                    // instances created and not closed, including ones starting
+	instances map[*instance]struct{} // started instances, for Stats
+	draining  atomic.Bool
+	inflight  atomic.Int64
+	closed    bool // under mu
+	closedA   atomic.Bool
 
 	calls      atomic.Uint64
 	faults     [NumFaultKinds]atomic.Uint64
@@ -102,6 +103,7 @@ func (m *Module) Start(ctx context.Context, cfg PluginConfig) (*Plugin, error) {
 		p.memPages = m.rt.cfg.MemoryLimitPages
 	}
 	p.idle = make(chan *instance, p.size)
+	p.instances = make(map[*instance]struct{})
 	if err := m.attach(p); err != nil {
 		return nil, err
 	}
@@ -330,10 +332,7 @@ func (p *Plugin) sweep() {
 	for {
 		select {
 		case inst := <-p.idle:
-			inst.close()
-			p.mu.Lock()
-			p.live--
-			p.mu.Unlock()
+			p.release(inst)
 		default:
 			return
 		}
@@ -341,10 +340,16 @@ func (p *Plugin) sweep() {
 }
 
 func (p *Plugin) discard(inst *instance) {
-	inst.close()
+	p.release(inst)
 	p.discarded.Add(1)
+}
+
+// release closes an instance and forgets it.
+func (p *Plugin) release(inst *instance) {
+	inst.close()
 	p.mu.Lock()
 	p.live--
+	delete(p.instances, inst)
 	p.mu.Unlock()
 }
 
@@ -402,6 +407,8 @@ type Stats struct {
 	// LogLines counts log lines delivered; LogDropped counts lines dropped by the bounds.
 	LogLines   uint64
 	LogDropped uint64
+	// MemoryBytes is the linear memory of the live instances, as of their last call.
+	MemoryBytes uint64
 }
 
 // Fault returns the count of faults of kind k.
@@ -417,6 +424,7 @@ func (s *Stats) add(o Stats) {
 	s.InstancesDiscarded += o.InstancesDiscarded
 	s.LogLines += o.LogLines
 	s.LogDropped += o.LogDropped
+	s.MemoryBytes += o.MemoryBytes
 }
 
 // Stats returns a snapshot of the plugin's counters. It is goroutine-safe.
@@ -435,6 +443,9 @@ func (p *Plugin) Stats() Stats {
 	}
 	p.mu.Lock()
 	s.Instances = p.live
+	for inst := range p.instances {
+		s.MemoryBytes += inst.memBytes.Load()
+	}
 	p.mu.Unlock()
 	return s
 }
