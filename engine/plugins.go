@@ -38,6 +38,18 @@ func (r resolver) Lookup(space, value string) (int32, bool) {
 	return int32(id), ok
 }
 
+// Lookup returns the function plugins' podium.lookup answers with, for native twins of
+// plugins that must see the same codes.
+func Lookup(e *Engine) func(space, value string) int32 {
+	return func(space, value string) int32 {
+		code, ok := resolver{e}.Lookup(space, value)
+		if !ok {
+			return -1
+		}
+		return code
+	}
+}
+
 // Runtime returns the engine's Wasm runtime, creating it on first use with the
 // compilation cache in Config.WasmCacheDir.
 func (e *Engine) Runtime() (*plugin.Runtime, error) {
