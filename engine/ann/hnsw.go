@@ -742,6 +742,8 @@ func (h *HNSW) scan(s *scratch, q []float32, k int, f Filter) {
 	if d == nil {
 		return
 	}
+	rows := *h.vecs.dir.Load()
+	dim := h.dim
 	for ci, c := range *d {
 		for i := range c.live {
 			if !c.live[i].Load() {
@@ -751,7 +753,15 @@ func (h *HNSW) scan(s *scratch, q []float32, k int, f Filter) {
 			if f != nil && !f.Allow(id) {
 				continue
 			}
-			s.res.offer(cand{id, dot(q, h.vecs.row(c.slot[i].Load()-1))}, k)
+			slot := c.slot[i].Load() - 1
+			if int(slot>>rowBits) >= len(rows) {
+				rows = *h.vecs.dir.Load() // the arena grew during the scan
+			}
+			off := int(slot&rowMask) * dim
+			sc := dot(q, rows[slot>>rowBits][off:off+dim])
+			if len(s.res) < k || sc > s.res[0].score {
+				s.res.offer(cand{id, sc}, k)
+			}
 		}
 	}
 }
