@@ -33,3 +33,39 @@ func TestManifest(t *testing.T) {
 		t.Fatalf("default params: %v", err)
 	}
 }
+
+// effective returns params as the host gives them to the plugin (sdk/ABI.md §2): the
+// manifest's default params with each top-level key of params replacing the default, and
+// "features" and "attributes" set from the manifest unless params give them.
+func effective(t testing.TB, params []byte) []byte {
+	t.Helper()
+	b, err := os.ReadFile("manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := abi.ParseManifest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged := map[string]json.RawMessage{}
+	if len(m.Params) > 0 {
+		if err := json.Unmarshal(m.Params, &merged); err != nil {
+			t.Fatal(err)
+		}
+	}
+	features, _ := json.Marshal(m.Features)
+	attributes, _ := json.Marshal(m.Needs.Attributes)
+	merged["features"], merged["attributes"] = features, attributes
+	var over map[string]json.RawMessage
+	if err := json.Unmarshal(params, &over); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range over {
+		merged[k] = v
+	}
+	out, err := json.Marshal(merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
