@@ -3,6 +3,7 @@ package plugin
 import (
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/podium-rank/podium/sdk/abi"
@@ -162,13 +163,15 @@ func (p *Plugin) encode(b []byte, h *abi.Header, in *Input) {
 		}
 		put32(offs[4*n:], at)
 	}
-	keep := b[h[abi.HOutKeep] : h[abi.HOutKeep]+uint32(n)]
-	for i := range keep {
-		keep[i] = 1
-	}
-	pin := b[h[abi.HOutPin] : h[abi.HOutPin]+4*uint32(n)]
-	for i := range pin {
-		pin[i] = 0xff // -1 as int32
+	if p.kind == abi.KindRules {
+		keep := b[h[abi.HOutKeep] : h[abi.HOutKeep]+uint32(n)]
+		for i := range keep {
+			keep[i] = 1
+		}
+		pin := i32View(b, h[abi.HOutPin], n)
+		for i := range pin {
+			pin[i] = -1
+		}
 	}
 }
 
@@ -180,12 +183,14 @@ func (p *Plugin) decode(b []byte, h *abi.Header, out *Output, inst *instance) st
 	switch p.kind {
 	case abi.KindRank, abi.KindRules:
 		scores := f32View(b, h[abi.HOutScore], n)
+		out.Scores = slices.Grow(out.Scores, n)[:n]
 		for i, s := range scores {
-			if math.IsNaN(float64(s)) || math.IsInf(float64(s), 0) {
+			// An exponent of all ones is NaN or ±Inf.
+			if math.Float32bits(s)&0x7f800000 == 0x7f800000 {
 				return fmt.Sprintf("score of candidate %d is %v", i, s)
 			}
+			out.Scores[i] = s
 		}
-		out.Scores = append(out.Scores, scores...)
 		if p.kind == abi.KindRank {
 			return ""
 		}

@@ -92,9 +92,37 @@ func hostSigmoid(_ context.Context, m api.Module, s []uint64) {
 func Dot(q, rows, out []float32) {
 	dim := len(q)
 	_ = rows[:len(out)*dim]
-	for i := range out {
+	i := 0
+	// Two rows at a time: eight independent sums hide the latency of the adds.
+	for ; i+2 <= len(out); i += 2 {
+		out[i], out[i+1] = dot2(q, rows[i*dim:(i+1)*dim], rows[(i+1)*dim:(i+2)*dim])
+	}
+	for ; i < len(out); i++ {
 		out[i] = dot(q, rows[i*dim:(i+1)*dim])
 	}
+}
+
+// dot2 returns the dot products of a with b and with c, each summed in the order of dot.
+func dot2(a, b, c []float32) (float32, float32) {
+	b, c = b[:len(a)], c[:len(a)]
+	var s0, s1, s2, s3, t0, t1, t2, t3 float32
+	j := 0
+	for ; j+4 <= len(a); j += 4 {
+		a0, a1, a2, a3 := a[j], a[j+1], a[j+2], a[j+3]
+		s0 += a0 * b[j]
+		s1 += a1 * b[j+1]
+		s2 += a2 * b[j+2]
+		s3 += a3 * b[j+3]
+		t0 += a0 * c[j]
+		t1 += a1 * c[j+1]
+		t2 += a2 * c[j+2]
+		t3 += a3 * c[j+3]
+	}
+	for ; j < len(a); j++ {
+		s0 += a[j] * b[j]
+		t0 += a[j] * c[j]
+	}
+	return (s0 + s1) + (s2 + s3), (t0 + t1) + (t2 + t3)
 }
 
 func dot(a, b []float32) float32 {
