@@ -164,3 +164,9 @@ func prepareQuery(buf, q []float32, dim int, m Metric) (out []float32, ok bool) 
 	}
 	return buf[:dim], true
 }
+
+var (
+	_ Index = (*HNSW)(nil)
+	_ Index = (*IVF)(nil)
+	_ Index = (*Flat)(nil)
+)
