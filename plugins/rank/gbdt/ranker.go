@@ -231,7 +231,7 @@ func (r *Ranker) Rank(feat, out []float32) error {
 				acc[i] += leaf[at]
 			}
 		}
-		c.transform.apply(acc, out[start:start+bn])
+		c.transform.Apply(acc, out[start:start+bn])
 	}
 	return nil
 }
@@ -269,8 +269,9 @@ func step(nodes []node, x []float32, stride int, at int32, i int) int32 {
 	return nd.l + (c ^ nd.flip)
 }
 
-// apply writes the transform of margins to out, clamped to finite float32.
-func (t Transform) apply(margins, out []float32) {
+// Apply writes the transform of margins to out (which may be margins itself), clamped to
+// finite float32. The sigmoid is computed as the engine's podium.sigmoid kernel computes it.
+func (t Transform) Apply(margins, out []float32) {
 	switch t {
 	case Sigmoid:
 		for i, v := range margins {
