@@ -165,11 +165,14 @@ func WSum(w, cols, out []float32) {
 	_ = cols[:len(w)*n]
 	clear(out)
 	j := 0
-	for ; j+4 <= len(w); j += 4 {
-		w0, w1, w2, w3 := w[j], w[j+1], w[j+2], w[j+3]
-		c0, c1, c2, c3 := cols[j*n:(j+1)*n], cols[(j+1)*n:(j+2)*n], cols[(j+2)*n:(j+3)*n], cols[(j+3)*n:(j+4)*n]
+	// Eight columns per pass over out: one load and store of out[i] per eight products.
+	for ; j+8 <= len(w); j += 8 {
+		w0, w1, w2, w3, w4, w5, w6, w7 := w[j], w[j+1], w[j+2], w[j+3], w[j+4], w[j+5], w[j+6], w[j+7]
+		c := cols[j*n : (j+8)*n]
+		c0, c1, c2, c3 := c[:n], c[n:2*n], c[2*n:3*n], c[3*n:4*n]
+		c4, c5, c6, c7 := c[4*n:5*n], c[5*n:6*n], c[6*n:7*n], c[7*n:8*n]
 		for i := range out {
-			out[i] += (w0*c0[i] + w1*c1[i]) + (w2*c2[i] + w3*c3[i])
+			out[i] += ((w0*c0[i] + w1*c1[i]) + (w2*c2[i] + w3*c3[i])) + ((w4*c4[i] + w5*c5[i]) + (w6*c6[i] + w7*c7[i]))
 		}
 	}
 	for ; j < len(w); j++ {
