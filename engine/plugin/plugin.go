@@ -339,9 +339,30 @@ func (p *Plugin) sweep() {
 	}
 }
 
+// discard throws away an instance after a fault and starts a replacement in the
+// background, so that the next call does not pay for instantiation (a Go guest takes
+// milliseconds).
 func (p *Plugin) discard(inst *instance) {
 	p.release(inst)
 	p.discarded.Add(1)
+	p.mu.Lock()
+	if p.closed || p.draining.Load() || p.live >= p.size {
+		p.mu.Unlock()
+		return
+	}
+	p.live++
+	p.mu.Unlock()
+	go func() {
+		inst, err := p.newInstance(context.Background())
+		if err != nil {
+			p.faults[FaultInit].Add(1)
+			p.mu.Lock()
+			p.live--
+			p.mu.Unlock()
+			return
+		}
+		p.put(inst)
+	}()
 }
 
 // release closes an instance and forgets it.

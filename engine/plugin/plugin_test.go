@@ -426,3 +426,27 @@ func TestHammer(t *testing.T) {
 		t.Fatalf("stats: %+v", s)
 	}
 }
+
+func TestFaultedInstanceReplacedInBackground(t *testing.T) {
+	p := startTest(t, "engine/plugin/testdata/hostile", PluginConfig{Instances: 1})
+	if err := p.Call(context.Background(), echoInput(4, Str("behave", "trap")), &Output{}); err == nil {
+		t.Fatal("trap call succeeded")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s := p.Stats()
+		if s.InstancesStarted == 2 && s.Instances == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no replacement started: %+v", s)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := p.Call(context.Background(), echoInput(4), &Output{}); err != nil {
+		t.Fatal(err)
+	}
+	if s := p.Stats(); s.InstancesStarted != 2 {
+		t.Fatalf("the call started another instance: %+v", s)
+	}
+}
