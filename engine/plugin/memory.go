@@ -2,7 +2,7 @@ package plugin
 
 import "github.com/tetratelabs/wazero/experimental"
 
-// linearMemory backs one instance's wasm memory. It enforces the plugin's memory limit and
+// linearMemory (RATIONALE.md, "Why our own linear memory allocator?") backs one instance's wasm memory. It enforces the plugin's memory limit and
 // records a refused memory.grow, so that a call that hit the limit is reported as
 // FaultMemory even when the guest handles the failure and returns. It grows by doubling
 // (wazero's default allocator grows page by page, copying each time).
