@@ -2,10 +2,11 @@ package plugin
 
 import "github.com/tetratelabs/wazero/experimental"
 
-// linearMemory (RATIONALE.md, "Why our own linear memory allocator?") backs one instance's wasm memory. It enforces the plugin's memory limit and
-// records a refused memory.grow, so that a call that hit the limit is reported as
+// linearMemory backs one instance's wasm memory. It enforces the plugin's memory limit
+// and records a refused memory.grow, so that a call that hit the limit is reported as
 // FaultMemory even when the guest handles the failure and returns. It grows by doubling
-// (wazero's default allocator grows page by page, copying each time).
+// (wazero's default allocator grows page by page, copying each time). See RATIONALE.md,
+// "Why our own linear memory allocator?".
 type linearMemory struct {
 	buf     []byte
 	limit   uint64
