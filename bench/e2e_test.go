@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/podium-rank/podium/bench/loadgen"
 	"github.com/podium-rank/podium/engine"
 	"github.com/podium-rank/podium/engine/demo"
+	"github.com/podium-rank/podium/engine/retrieval"
 	"github.com/podium-rank/podium/engine/server"
 )
 
@@ -34,15 +36,26 @@ var (
 )
 
 // demoEngine builds the demo catalog once per test binary: 100k items by default, or
-// PODIUM_BENCH_ITEMS.
+// PODIUM_BENCH_ITEMS; PODIUM_BENCH_ANN and PODIUM_BENCH_POPULAR set the candidates
+// retrieved (default 500 + 50) and PODIUM_BENCH_PIPELINE a pipeline config to rank with
+// (default the native blend), e.g. plugins/demo.pipeline.json.
 func demoEngine(tb testing.TB) *engine.Engine {
 	demoOnce.Do(func() {
 		t0 := time.Now()
 		cfg := demo.DefaultConfig()
 		cfg.Items = envInt("PODIUM_BENCH_ITEMS", cfg.Items)
-		demoEng, demoErr = engine.New(engine.Config{Dim: cfg.Dim})
+		rc := retrieval.Config{ANN: envInt("PODIUM_BENCH_ANN", 500), Popular: envInt("PODIUM_BENCH_POPULAR", 50)}
+		demoEng, demoErr = engine.New(engine.Config{Dim: cfg.Dim, Retrieval: rc})
 		if demoErr == nil {
 			demoErr = demoEng.LoadDemo(cfg)
+		}
+		if p := os.Getenv("PODIUM_BENCH_PIPELINE"); demoErr == nil && p != "" {
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(repoRoot(), p)
+			}
+			if demoErr = engine.BuildPipelinePlugins(repoRoot(), p); demoErr == nil {
+				demoErr = demoEng.LoadPipelineFile(p)
+			}
 		}
 		if demoErr == nil {
 			demoEng.SetReady()

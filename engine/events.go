@@ -45,7 +45,7 @@ func (e *Engine) Close() error {
 // are open.
 func (e *Engine) refreshPopularity(now time.Time) {
 	if g := e.ev.Load(); g != nil {
-		e.pop.SetScore(g.State().PopularityScore(now))
+		e.pop.SetScore(g.State().PopularityScore(eventClock(g.State(), now)))
 		e.pop.Refresh(true)
 		return
 	}
@@ -69,4 +69,17 @@ func (e *Engine) Sources() stages.Sources {
 		src.Realtime = realtime{g.State()}
 	}
 	return src
+}
+
+// eventClock returns the time real-time state is read at: the wall clock, unless the events
+// carry times in the past (a replay of a historical log), in which case the newest event
+// time plus the time since it was applied. Decayed counts, session recency and exclusion
+// windows then mean the same in a replay as they did live, instead of having decayed to
+// nothing by today. RATIONALE.md, "Why an event clock?".
+func eventClock(st *events.State, wall time.Time) time.Time {
+	sinceApply, newestAge := st.Staleness(wall)
+	if lag := newestAge - sinceApply; lag > time.Minute {
+		return wall.Add(-lag)
+	}
+	return wall
 }

@@ -140,8 +140,11 @@ func (e *Engine) Rank(req *RankRequest) (*Ranking, error) {
 		env.HasUser, user = true, &env.User
 	}
 	now := time.Now()
-	env.Now = now.UnixMicro()
 	ev := e.ev.Load()
+	if ev != nil {
+		now = eventClock(ev.State(), now)
+	}
+	env.Now = now.UnixMicro()
 	if ev != nil {
 		st := ev.State()
 		r.sess = st.SessionVector(pr.UserID, pr.SessionID, now, r.sess)
