@@ -82,6 +82,10 @@ type Engine struct {
 	rtMu    sync.Mutex
 	rt      *plugin.Runtime
 	plugins []*plugin.Plugin
+
+	// live, once OpenLive succeeded, runs the pipeline from the plugin registry instead of
+	// pipe (live.go).
+	live atomic.Pointer[Live]
 }
 
 // Stats are the engine's counters. Read them with Engine.Stats.

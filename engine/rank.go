@@ -58,6 +58,10 @@ type Ranking struct {
 	Warnings []string
 	// TookUS is the time Rank took, in microseconds.
 	TookUS int64
+	// Variant names what served the request: "champion", or the stage:challenger labels
+	// of the traffic splits that chose it (e.g. "rank:b"). Result.Stages names each
+	// stage's variant and version.
+	Variant string
 
 	e       *Engine
 	env     pipeline.Env
@@ -66,6 +70,7 @@ type Ranking struct {
 	cands   []uint32
 	sess    []float32
 	cov     []events.Scored
+	live    liveRun
 }
 
 func newRanking() any { return &Ranking{} }
@@ -178,13 +183,19 @@ func (e *Engine) Rank(req *RankRequest) (*Ranking, error) {
 		e.ret.Retrieve(pr, q, src, &env.CoVisit, &r.scratch, &r.List)
 	}
 	r.Retrieved = r.List.Len()
-	e.pipe.Load().Run(env, &r.List, &r.Result)
+	r.Variant = ChampionVariant
+	if lv := e.live.Load(); lv != nil {
+		lv.run(env, &r.List, &r.Result, &r.live)
+		r.Variant = r.live.variant
+	} else {
+		e.pipe.Load().Run(env, &r.List, &r.Result)
+	}
 	e.stats.Requests.Add(1)
 	if r.Result.FellBack {
 		e.stats.FellBack.Add(1)
 	}
 	if ev != nil {
-		ev.State().RecordServed(r.RequestID, "champion", pr.UserID, pr.SessionID, r.List.IDs, now)
+		ev.State().RecordServed(r.RequestID, r.Variant, pr.UserID, pr.SessionID, r.List.IDs, now)
 	}
 	r.TookUS = monoMicros() - t0
 	return r, nil
