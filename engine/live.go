@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,12 +29,16 @@ type LiveConfig struct {
 	// RegistryDir holds the plugin registry; "" keeps it in memory (nothing survives a
 	// restart).
 	RegistryDir string
-	// Seed is the pipeline an empty registry starts with (the --pipeline file), with
-	// relative paths resolved against SeedDir; nil seeds the default native blend. A
-	// registry that already holds stages ignores it: the registry records every change
-	// made since, so it is the source of truth.
-	Seed    *pipeline.Config
-	SeedDir string
+	// Seed is the pipeline (the --pipeline file) the registry is seeded with, relative
+	// paths resolved against SeedDir; SeedFile, if set, is read into Seed and SeedDir. The
+	// registry remembers what seeded it: at start, the same seed keeps the registry's
+	// stages (with every change made through the admin API since), and a changed seed
+	// replaces them (their champions go to the rollback history). Without a seed, an empty
+	// registry starts with the default native blend and a non-empty one is kept. See
+	// RATIONALE.md, "Why does the registry win over an unchanged --pipeline?".
+	Seed     *pipeline.Config
+	SeedDir  string
+	SeedFile string
 	// Instances is the pool size of champions and split challengers (0: GOMAXPROCS).
 	Instances int
 	// ShadowWorkers is the number of goroutines running shadow challengers (default 1);
@@ -126,24 +132,11 @@ func (e *Engine) OpenLive(cfg LiveConfig) (*Live, error) {
 	lv := &Live{e: e, reg: reg, cfg: cfg, log: log, pairs: map[pairKey]*compare.Pair{},
 		jobs: make(chan *shadowJob, cfg.ShadowQueue), stop: make(chan struct{}), loopDone: make(chan struct{})}
 	ctx := context.Background()
-	sts := reg.Stages()
-	if len(sts) == 0 {
-		sts, err = lv.seed(ctx, cfg.Seed, cfg.SeedDir)
-		if err == nil {
-			detail := "the default native blend"
-			if cfg.Seed != nil {
-				detail = "the pipeline file"
-			}
-			err = reg.SetStages(sts, registry.Event{Action: "seed", Caller: "engine", Detail: detail})
-		}
-		if err != nil {
-			reg.Close(ctx)
-			return nil, fmt.Errorf("cannot seed the plugin registry: %w", err)
-		}
-		sts = reg.Stages()
-	} else if cfg.Seed != nil {
-		log.Warn("engine: the plugin registry already holds a pipeline; --pipeline only seeds an empty registry", "registry", cfg.RegistryDir)
+	if err := lv.seedRegistry(ctx); err != nil {
+		reg.Close(ctx)
+		return nil, fmt.Errorf("cannot seed the plugin registry: %w", err)
 	}
+	sts := reg.Stages()
 	tmpl := &liveTemplate{}
 	for _, st := range sts {
 		s := &slot{name: st.Name}
@@ -200,6 +193,70 @@ func (lv *Live) Close() error {
 	}
 	lv.retiring.Wait()
 	return lv.reg.Close(context.Background())
+}
+
+// seedRegistry applies the configured seed to the registry (see LiveConfig.Seed).
+func (lv *Live) seedRegistry(ctx context.Context) error {
+	cfg := &lv.cfg
+	if cfg.SeedFile != "" {
+		data, err := os.ReadFile(cfg.SeedFile)
+		if err != nil {
+			return fmt.Errorf("cannot read pipeline config: %w", err)
+		}
+		c, err := pipeline.ParseConfig(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", cfg.SeedFile, err)
+		}
+		cfg.Seed, cfg.SeedDir = c, filepath.Dir(cfg.SeedFile)
+	}
+	old := lv.reg.Stages()
+	if cfg.Seed == nil && len(old) > 0 {
+		return nil
+	}
+	sts, err := lv.seed(ctx, cfg.Seed, cfg.SeedDir)
+	if err != nil {
+		return err
+	}
+	hash := seedHash(sts)
+	if len(old) > 0 && hash == lv.reg.Seed() {
+		return nil
+	}
+	detail := "the default native blend"
+	if cfg.Seed != nil {
+		detail = "pipeline config " + cfg.SeedFile
+	}
+	if len(old) > 0 {
+		detail += " (changed since the last start; replaces the registry's stages)"
+		lv.log.Warn("engine: the pipeline config changed since it seeded the registry; its stages replace the registry's, previous champions go to the rollback history")
+	}
+	for i := range sts {
+		for _, o := range old {
+			if o.Name != sts[i].Name || o.Kind != sts[i].Kind {
+				continue
+			}
+			sts[i].History = o.History
+			if !o.Champion.Same(sts[i].Champion) {
+				sts[i].History = append(sts[i].History, o.Champion)
+			}
+			if n := len(sts[i].History) - registry.MaxHistory; n > 0 {
+				sts[i].History = sts[i].History[n:]
+			}
+		}
+	}
+	return lv.reg.SetStages(sts, hash, registry.Event{Action: "seed", Caller: "engine", Detail: detail})
+}
+
+// seedHash identifies a seed's stages (without times).
+func seedHash(sts []registry.Stage) string {
+	c := make([]registry.Stage, len(sts))
+	for i, s := range sts {
+		c[i] = s.Clone()
+		c[i].Champion.Since = time.Time{}
+		c[i].Champion.Params = json.RawMessage(compactParams(s.Champion.Params))
+	}
+	b, _ := json.Marshal(c)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // seed turns a pipeline config into stage assignments, pushing its plugins.

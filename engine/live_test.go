@@ -394,12 +394,11 @@ func TestLiveRestartRestores(t *testing.T) {
 	must(t, e.Close())
 
 	e2 := smallEngine(t)
-	lv2 := openLive(t, e2, dir, LiveConfig{Seed: &pipeline.Config{Stages: []pipeline.StageConfig{{Name: "x", Kind: "rank", Plugin: "native:linear"}}}})
+	lv2 := openLive(t, e2, dir, LiveConfig{})
 	got, err := lv2.Stage("rank")
 	must(t, err)
 	check(t, got.Revision == want.Revision && got.Champion.Same(want.Champion) && got.Cut == 50 && len(got.History) == 2, "restored %+v, want %+v", got.Stage, want.Stage)
 	check(t, len(got.Challengers) == 1 && got.Challengers[0].Name == "b" && got.Challengers[0].Share == 0.5, "challengers %+v", got.Challengers)
-	check(t, len(lv2.Stages()) == 1, "the seed was applied to a registry that had a pipeline")
 	for u := range 20 {
 		rep, _, ids := rankOnce(t, e2, fmt.Sprintf("u%d", u))
 		check(t, rep.Version == reps[u].Version && rep.Variant == reps[u].Variant && slices.Equal(ids, before[u]),
@@ -407,24 +406,53 @@ func TestLiveRestartRestores(t *testing.T) {
 	}
 }
 
-// TestLiveSeedsFromPipelineFile: the --pipeline config seeds an empty registry; its
-// plugins are pushed and become champions.
+// TestLiveSeedsFromPipelineFile: the --pipeline config seeds the registry (its plugins are
+// pushed and become champions); restarting with the same file keeps the changes made
+// since, and a changed file replaces the stages, the old champions going to the history.
 func TestLiveSeedsFromPipelineFile(t *testing.T) {
-	dir := t.TempDir()
+	dir, reg := t.TempDir(), t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dir, "live.wasm"), registrytest.Live(t), 0o644))
-	cfg, err := pipeline.ParseConfig([]byte(`{"stages":[
-	  {"name":"rank","kind":"rank","plugin":"live.wasm","params":{"sign":-1},"deadline":"30ms","cut":100},
-	  {"name":"diversity","kind":"diversity","plugin":"native:by-retrieval"}]}`))
-	must(t, err)
-	e := smallEngine(t)
-	lv := openLive(t, e, "", LiveConfig{Seed: cfg, SeedDir: dir})
+	file := filepath.Join(dir, "pipeline.json")
+	writeSeed := func(params string) {
+		must(t, os.WriteFile(file, []byte(`{"stages":[
+	  {"name":"rank","kind":"rank","plugin":"live.wasm","params":`+params+`,"deadline":"30ms","cut":100},
+	  {"name":"diversity","kind":"diversity","plugin":"native:by-retrieval"}]}`), 0o644))
+	}
+	start := func() (*Engine, *Live) {
+		e := smallEngine(t)
+		lv, err := e.OpenLive(LiveConfig{RegistryDir: reg, SeedFile: file, CanaryInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+		must(t, err)
+		return e, lv
+	}
+	stop := func(e *Engine, lv *Live) { must(t, lv.Close()); must(t, e.Close()) }
+	writeSeed(`{"sign":-1}`)
+	e, lv := start()
 	sts := lv.Stages()
-	check(t, len(sts) == 2 && sts[0].Champion.Version == plugin.Version(registrytest.Live(t)) && sts[0].Cut == 100 &&
+	seeded := plugin.Version(registrytest.Live(t))
+	check(t, len(sts) == 2 && sts[0].Champion.Version == seeded && sts[0].Cut == 100 &&
 		time.Duration(sts[0].Deadline) == 30*time.Millisecond && sts[1].Champion.Version == "native:by-retrieval", "seeded %+v", sts)
 	r, err := e.Rank(&RankRequest{UserID: "u2", K: 5})
 	must(t, err)
 	check(t, len(r.Result.Stages) == 2 && r.Result.Stages[0].Plugin == "test/live" && r.Result.Stages[1].Name == "diversity", "stages %+v", r.Result.Stages)
 	e.Release(r)
+	v2 := push(t, lv, 2)
+	activate(t, lv, v2, "")
+	stop(e, lv)
+
+	e, lv = start() // same file: the activation survives
+	st, _ := lv.Stage("rank")
+	check(t, st.Champion.Version == v2 && len(st.History) == 1, "same seed: %+v", st.Stage)
+	stop(e, lv)
+
+	writeSeed(`{"sign":1}`) // changed file: it wins, v2 goes to the history
+	e, lv = start()
+	st, _ = lv.Stage("rank")
+	check(t, st.Champion.Version == seeded && string(st.Champion.Params) == `{"sign":1}` && len(st.History) == 2 && st.History[1].Version == v2, "changed seed: %+v", st.Stage)
+	_, err = lv.Rollback(context.Background(), "rank", "test")
+	must(t, err)
+	st, _ = lv.Stage("rank")
+	check(t, st.Champion.Version == v2, "rollback after a re-seed: %+v", st.Champion)
+	stop(e, lv)
 }
 
 // TestLiveMemoryAfterSwaps: 200 swaps back and forth leave the heap where it was after

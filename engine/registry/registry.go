@@ -53,6 +53,7 @@ type Registry struct {
 	plugins map[string]*Plugin
 	blobs   map[string][]byte // memory-only mode
 	stages  []Stage
+	seed    string
 	events  []Event
 	mods    map[string]*modEntry
 	clock   uint64 // LRU clock of the module cache
@@ -64,6 +65,7 @@ type state struct {
 	Format  int      `json:"format"`
 	Plugins []Plugin `json:"plugins"`
 	Stages  []Stage  `json:"stages"`
+	Seed    string   `json:"seed,omitempty"`
 	Events  []Event  `json:"events"`
 }
 
@@ -119,7 +121,7 @@ func Open(cfg Config) (*Registry, error) {
 	if st.Format != stateFormat {
 		return nil, fmt.Errorf("registry: %s has format %d, this engine reads format %d", filepath.Join(cfg.Dir, stateFile), st.Format, stateFormat)
 	}
-	r.stages, r.events = st.Stages, st.Events
+	r.stages, r.events, r.seed = st.Stages, st.Events, st.Seed
 	for i := range st.Plugins {
 		p := st.Plugins[i]
 		wasm, err := os.ReadFile(r.blobPath(p.Version))
@@ -192,7 +194,7 @@ func (r *Registry) save() error {
 	if r.cfg.Dir == "" {
 		return nil
 	}
-	st := state{Format: stateFormat, Stages: r.stages, Events: r.events}
+	st := state{Format: stateFormat, Stages: r.stages, Seed: r.seed, Events: r.events}
 	for _, p := range r.plugins {
 		st.Plugins = append(st.Plugins, *p)
 	}
@@ -515,9 +517,11 @@ func (r *Registry) checkVersions(s *Stage) error {
 	return nil
 }
 
-// SetStages replaces every stage assignment at once (the engine seeds the registry this
-// way from a pipeline file) and records ev. Each stage's Revision becomes 1.
-func (r *Registry) SetStages(stages []Stage, ev Event) error {
+// SetStages replaces every stage assignment at once and records seed (an identity of
+// what the stages were seeded from, see Seed) and ev. The engine seeds the registry this
+// way from a pipeline file. A stage keeps counting revisions from its predecessor of the
+// same name.
+func (r *Registry) SetStages(stages []Stage, seed string, ev Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := range stages {
@@ -528,20 +532,32 @@ func (r *Registry) SetStages(stages []Stage, ev Event) error {
 			return err
 		}
 	}
-	old, oldEvents := r.stages, r.events
+	old, oldEvents, oldSeed := r.stages, r.events, r.seed
+	revs := map[string]uint64{}
+	for _, s := range old {
+		revs[s.Name] = s.Revision
+	}
 	r.stages = make([]Stage, len(stages))
 	now := r.cfg.Now().UTC()
 	for i := range stages {
 		r.stages[i] = stages[i].Clone()
-		r.stages[i].Revision, r.stages[i].UpdatedAt, r.stages[i].UpdatedBy = 1, now, ev.Caller
+		r.stages[i].Revision, r.stages[i].UpdatedAt, r.stages[i].UpdatedBy = revs[stages[i].Name]+1, now, ev.Caller
 	}
+	r.seed = seed
 	r.events = slices.Clone(r.events)
 	r.addEvent(ev)
 	if err := r.save(); err != nil {
-		r.stages, r.events = old, oldEvents
+		r.stages, r.events, r.seed = old, oldEvents, oldSeed
 		return err
 	}
 	return nil
+}
+
+// Seed returns what SetStages last recorded as the stages' seed ("" if never).
+func (r *Registry) Seed() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seed
 }
 
 // SetStage stores the assignment s, replacing the stage of the same name or adding it
