@@ -11,19 +11,19 @@ import (
 // runs on a prepared Diversifier's pool.
 func naiveMMR(d *Diversifier, order []int32) {
 	np, dim := d.np, d.dim
-	clear(d.picked[:np])
-	var picked []int
+	picked := make([]int, 0, len(order))
+	done := make([]bool, np)
 	for t := range order {
 		best, bestV := -1, float32(0)
 		for i := range np {
-			if d.picked[i] {
+			if done[i] {
 				continue
 			}
 			v := d.lambda * d.rel[i]
 			if t > 0 {
 				ms := float32(-2)
 				for _, p := range picked {
-					ms = max(ms, dot(d.emb[p*dim:(p+1)*dim], d.emb[i*dim:(i+1)*dim]))
+					ms = max(ms, dot(d.emb[p*dim:(p+1)*dim], d.emb[i*dim:(i+1)*dim])*d.inv[p]*d.inv[i])
 				}
 				v -= (1 - d.lambda) * ms
 			}
@@ -31,7 +31,7 @@ func naiveMMR(d *Diversifier, order []int32) {
 				best, bestV = i, v
 			}
 		}
-		d.picked[best] = true
+		done[best] = true
 		picked = append(picked, best)
 		order[t] = d.cand[best]
 	}

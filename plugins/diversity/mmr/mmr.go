@@ -73,14 +73,17 @@ type Diversifier struct {
 
 	// scratch, grown to the largest request seen
 	cand   []int32   // pool: candidate indexes
-	emb    []float32 // pool embeddings, unit length, row-major
+	emb    []float32 // pool embeddings, row-major
+	inv    []float32 // inverse norm of each pool embedding, 0 for a zero vector
+	keys   []uint32  // sort keys of the scores
 	rel    []float32 // relevance in [0, 1]
 	maxSim []float32
 	sims   []float32
-	picked []bool
-	group  []int32 // dense value id of each pool entry, -1 none
-	count  []int32 // picks (mmr) or members so far (round_robin) per group
-	slots  []int32 // open addressing: code+1, 0 empty
+	pen    []float32 // 0, or −Inf once picked
+	full   []bool    // the entry's value has reached max_per_value
+	group  []int32   // dense value id of each pool entry, -1 none
+	count  []int32   // picks (mmr) or members so far (round_robin) per group
+	slots  []int32   // open addressing: code+1, 0 empty
 	slotID []int32
 	key    []int32
 	tmp    []int32
@@ -214,10 +217,12 @@ func (d *Diversifier) Order(in Input, k int, order []int32) (int, error) {
 func (d *Diversifier) grow(p, dim int) {
 	if p > len(d.cand) {
 		d.cand = make([]int32, p)
+		d.inv = make([]float32, p)
 		d.rel = make([]float32, p)
 		d.maxSim = make([]float32, p)
 		d.sims = make([]float32, p)
-		d.picked = make([]bool, p)
+		d.pen = make([]float32, p)
+		d.full = make([]bool, p)
 		d.group = make([]int32, p)
 		d.count = make([]int32, p+1)
 		d.key = make([]int32, p)
@@ -238,58 +243,86 @@ func (d *Diversifier) grow(p, dim int) {
 // score ranks below every number.
 func better(scores []float32, a, b int32) bool {
 	sa, sb := scores[a], scores[b]
-	if sa != sb {
-		return sa > sb || sb != sb
+	switch {
+	case sa == sb || sa != sa && sb != sb:
+		return a < b
+	case sa != sa:
+		return false
+	case sb != sb:
+		return true
 	}
-	return a < b
+	return sa > sb
 }
 
-// topP fills d.cand[:p] with the p best candidates by score (in no particular order), with a
-// min-heap: O(n log p).
+// sortKey maps a score to a uint32 whose order is the scores' order (equal scores, -0 and
+// +0 included, get equal keys); NaN maps to 0, below every number.
+func sortKey(v float32) uint32 {
+	if v == 0 {
+		v = 0 // -0 ranks as +0, as comparisons do
+	}
+	u := math.Float32bits(v)
+	k := u ^ (uint32(int32(u)>>31) | 1<<31) // negative: all bits flipped; else the sign bit
+	if v != v {
+		k = 0
+	}
+	return k
+}
+
+// topP fills d.cand[:p] with the p best candidates by score (ties to the lower index), in
+// index order. It finds the p-th largest score with a radix select over the scores' sort keys,
+// 8 bits a pass, then collects: O(n) with no comparisons through an index, which matters in
+// the Go Wasm backend.
 func (d *Diversifier) topP(scores []float32, p int) {
 	n := len(scores)
-	h := d.cand[:p]
+	cand := d.cand[:p]
 	if p == n {
-		for i := range h {
-			h[i] = int32(i)
+		for i := range cand {
+			cand[i] = int32(i)
 		}
 		return
 	}
-	for i := range n {
-		idx := int32(i)
-		if i < p {
-			j := i
-			for j > 0 {
-				parent := (j - 1) / 2
-				if !better(scores, h[parent], idx) {
-					break
-				}
-				h[j] = h[parent]
-				j = parent
+	if len(d.keys) < n {
+		d.keys = make([]uint32, n)
+	}
+	keys := d.keys[:n]
+	for i, v := range scores {
+		keys[i] = sortKey(v)
+	}
+	// The p-th largest key: its bits are fixed 8 at a time, from the top, among the keys
+	// that share the bits fixed so far; need counts how many more of those are wanted.
+	var prefix, mask uint32
+	need := int32(p)
+	var hist [256]int32
+	for shift := 24; shift >= 0; shift -= 8 {
+		hist = [256]int32{}
+		for _, k := range keys {
+			var in int32 // no branch: see mmr
+			if k&mask == prefix {
+				in = 1
 			}
-			h[j] = idx
-			continue
+			hist[k>>uint(shift)&255] += in
 		}
-		if !better(scores, idx, h[0]) {
-			continue
+		b := 255
+		for ; b > 0 && hist[b] < need; b-- {
+			need -= hist[b]
 		}
-		j := 0
-		for {
-			l := 2*j + 1
-			if l >= p {
-				break
-			}
-			w := l
-			if r := l + 1; r < p && better(scores, h[l], h[r]) {
-				w = r
-			}
-			if !better(scores, idx, h[w]) {
-				break
-			}
-			h[j] = h[w]
-			j = w
+		prefix |= uint32(b) << uint(shift)
+		mask |= 255 << uint(shift)
+		if hist[b] == need {
+			need = int32(len(keys)) // every key with this prefix is in: no more passes
+			break
 		}
-		h[j] = idx
+	}
+	// Every key whose fixed bits are above the prefix, and the first need keys equal to it.
+	j := 0
+	for i, k := range keys {
+		if k&mask > prefix || k&mask == prefix && need > 0 {
+			if k&mask == prefix {
+				need--
+			}
+			cand[j] = int32(i)
+			j++
+		}
 	}
 }
 
@@ -322,13 +355,20 @@ func (d *Diversifier) groups(codes []int32, ids []int32, missingGroup bool) int 
 	return int(next)
 }
 
-// prepare computes the pool's relevance, unit embeddings and groups.
+// prepare computes the pool's relevance, gathers its embeddings into one row-major matrix
+// (for the dot kernel) with the inverse of each row's norm, and assigns groups.
 func (d *Diversifier) prepare(in Input, codes []int32, p int) {
 	cand := d.cand[:p]
 	lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
 	for _, c := range cand {
 		if s := in.Scores[c]; finite(s) {
-			lo, hi = min(lo, s), max(hi, s)
+			// Comparisons: float min and max are runtime calls in the Go Wasm backend.
+			if s < lo {
+				lo = s
+			}
+			if s > hi {
+				hi = s
+			}
 		}
 	}
 	for i, c := range cand {
@@ -344,19 +384,13 @@ func (d *Diversifier) prepare(in Input, codes []int32, p int) {
 	}
 	dim := in.Dim
 	for i, c := range cand {
-		src := in.Embeddings[int(c)*dim : (int(c)+1)*dim]
-		dst := d.emb[i*dim : (i+1)*dim]
-		var ss float64
-		for _, x := range src {
-			ss += float64(x) * float64(x)
-		}
-		if ss == 0 || math.IsInf(ss, 0) || math.IsNaN(ss) {
-			clear(dst)
-			continue
-		}
-		inv := 1 / math.Sqrt(ss)
-		for j, x := range src {
-			dst[j] = float32(float64(x) * inv)
+		row := d.emb[i*dim : (i+1)*dim]
+		copy(row, in.Embeddings[int(c)*dim:(int(c)+1)*dim])
+		ss := dot(row, row)
+		if ss > 0 && ss <= math.MaxFloat32 {
+			d.inv[i] = float32(1 / math.Sqrt(float64(ss)))
+		} else {
+			d.inv[i] = 0 // a zero or non-finite vector is similar to nothing
 		}
 	}
 	ng := 0
@@ -371,62 +405,80 @@ func (d *Diversifier) prepare(in Input, codes []int32, p int) {
 }
 
 // mmr picks len(order) entries of the pool greedily by λ·rel − (1−λ)·max similarity to the
-// entries already picked, keeping the max similarity of every entry up to date after each
-// pick: O(k·pool·dim).
+// entries already picked. After each pick one dot-kernel call gives every entry's similarity
+// to it (dot · both inverse norms: the cosine), and a single loop folds it into the entry's
+// max similarity and finds the next pick: O(k·pool·dim), with one Go loop per pick.
+//
+// The loop is written without branches where it can be (picked entries score −Inf through
+// pen, capped values are a flag): in the Go Wasm backend every taken branch goes through the
+// function's block dispatcher, and this made the Wasm guest several times slower. The pool
+// is in candidate order, so a strict > keeps ties on the lower candidate index.
 func (d *Diversifier) mmr(order []int32) {
-	np := d.np
-	cand, rel, maxSim, picked, group := d.cand[:np], d.rel[:np], d.maxSim[:np], d.picked[:np], d.group[:np]
-	clear(picked)
+	np, dim := d.np, d.dim
+	cand, rel, maxSim, pen, full, group, inv, sims := d.cand[:np], d.rel[:np], d.maxSim[:np], d.pen[:np],
+		d.full[:np], d.group[:np], d.inv[:np], d.sims[:np]
+	emb := d.emb[:np*dim]
+	clear(pen)
+	clear(full)
 	lambda, mu := d.lambda, 1-d.lambda
+	capped := int32(d.maxPerValue)
+	negInf := float32(math.Inf(-1))
+	// The first pick: the best λ·rel (nothing is picked or capped yet).
+	best, bestV := 0, negInf
+	for i, r := range rel {
+		v := lambda * r
+		if v > bestV {
+			best, bestV = i, v
+		}
+	}
 	for t := range order {
-		best := -1
-		var bestV float32
-		for pass := 0; pass < 2 && best < 0; pass++ {
-			for i := range cand {
-				if picked[i] {
-					continue
-				}
-				if pass == 0 && group[i] >= 0 && d.count[group[i]] >= int32(d.maxPerValue) {
-					continue // its value is full: taken only when nothing else remains
-				}
-				v := lambda * rel[i]
-				if t > 0 {
-					v -= mu * maxSim[i]
-				}
-				if best < 0 || v > bestV || v == bestV && cand[i] < cand[best] {
-					best, bestV = i, v
+		pen[best] = negInf
+		order[t] = cand[best]
+		if g := group[best]; g >= 0 {
+			d.count[g]++
+			if d.count[g] == capped {
+				for i, gi := range group {
+					if gi == g {
+						full[i] = true
+					}
 				}
 			}
 		}
-		picked[best] = true
-		order[t] = cand[best]
-		if group[best] >= 0 {
-			d.count[group[best]]++
+		if t == len(order)-1 {
+			break
 		}
-		if t < len(order)-1 {
-			d.updateSims(best, t == 0)
+		if dim > 0 {
+			d.dot(emb[best*dim:(best+1)*dim], emb, sims)
+		} else {
+			clear(sims)
 		}
-	}
-}
-
-// updateSims folds the similarity of every pool entry to the entry just picked into maxSim;
-// first replaces instead (nothing was picked before).
-func (d *Diversifier) updateSims(best int, first bool) {
-	np, dim := d.np, d.dim
-	sims, maxSim := d.sims[:np], d.maxSim[:np]
-	if dim == 0 {
-		clear(sims)
-	} else {
-		emb := d.emb[:np*dim]
-		d.dot(emb[best*dim:(best+1)*dim], emb, sims)
-	}
-	for i, s := range sims {
-		if !finite(s) {
-			s = 0
+		invb, first := inv[best], t == 0
+		// The best entry whose value is not full, and the best overall (taken only when
+		// every remaining entry's value is full).
+		next, any := -1, -1
+		nextV, anyV := negInf, negInf
+		for i := range cand {
+			s := sims[i] * invb * inv[i]
+			if s-s != 0 { // ±Inf or NaN
+				s = 0
+			}
+			m := maxSim[i]
+			if s > m || first {
+				m = s
+			}
+			maxSim[i] = m
+			v := lambda*rel[i] - mu*m + pen[i]
+			if v > anyV {
+				any, anyV = i, v
+			}
+			if v > nextV && !full[i] {
+				next, nextV = i, v
+			}
 		}
-		if first || s > maxSim[i] {
-			maxSim[i] = s
+		if next < 0 {
+			next = any
 		}
+		best = next
 	}
 }
 

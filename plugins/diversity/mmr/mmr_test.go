@@ -194,19 +194,21 @@ func refMMR(in Input, k int, lambda float32, pool, maxPer int) []int32 {
 	for _, c := range cand {
 		lo, hi = min(lo, in.Scores[c]), max(hi, in.Scores[c])
 	}
-	unit := func(c int32) []float32 {
-		src := in.Embeddings[int(c)*in.Dim : (int(c)+1)*in.Dim]
-		var ss float64
-		for _, x := range src {
-			ss += float64(x) * float64(x)
+	row := func(c int32) []float32 { return in.Embeddings[int(c)*in.Dim : (int(c)+1)*in.Dim] }
+	inv := func(c int32) float32 {
+		ss := dot(row(c), row(c))
+		if ss > 0 && ss <= math.MaxFloat32 {
+			return float32(1 / math.Sqrt(float64(ss)))
 		}
-		out := make([]float32, in.Dim)
-		if ss > 0 {
-			for j, x := range src {
-				out[j] = float32(float64(x) / math.Sqrt(ss))
-			}
+		return 0
+	}
+	// sim is the cosine as the plugin computes it: the kernel's dot times both inverse norms.
+	sim := func(p, c int32) float32 {
+		s := dot(row(p), row(c)) * inv(p) * inv(c)
+		if !finite(s) {
+			return 0
 		}
-		return out
+		return s
 	}
 	var picked []int32
 	count := map[int32]int{}
@@ -229,7 +231,7 @@ func refMMR(in Input, k int, lambda float32, pool, maxPer int) []int32 {
 				if len(picked) > 0 {
 					ms := float32(math.Inf(-1))
 					for _, p := range picked {
-						ms = max(ms, dot(unit(p), unit(c)))
+						ms = max(ms, sim(p, c))
 					}
 					v -= (1 - lambda) * ms
 				}
@@ -439,4 +441,48 @@ func FuzzNew(f *testing.F) {
 			seen[o] = true
 		}
 	})
+}
+
+// TestTopP checks the radix select against sorting, on scores with many ties, negatives,
+// ±0, ±Inf and NaN.
+func TestTopP(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	specials := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)),
+		float32(math.NaN()), math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32}
+	d := &Diversifier{}
+	for iter := range 500 {
+		n := 1 + rng.IntN(300)
+		scores := make([]float32, n)
+		for i := range scores {
+			switch rng.IntN(4) {
+			case 0:
+				scores[i] = specials[rng.IntN(len(specials))]
+			case 1:
+				scores[i] = float32(rng.IntN(5)) - 2
+			default:
+				scores[i] = float32(rng.NormFloat64() * 100)
+			}
+		}
+		p := 1 + rng.IntN(n)
+		d.grow(p, 0)
+		d.topP(scores, p)
+		idx := make([]int32, n)
+		for i := range idx {
+			idx[i] = int32(i)
+		}
+		slices.SortStableFunc(idx, func(a, b int32) int {
+			if better(scores, a, b) {
+				return -1
+			}
+			if better(scores, b, a) {
+				return 1
+			}
+			return 0
+		})
+		want := slices.Clone(idx[:p])
+		slices.Sort(want)
+		if got := d.cand[:p]; !slices.Equal(got, want) {
+			t.Fatalf("iter %d n %d p %d: got %v, want %v (scores %v)", iter, n, p, got, want, scores)
+		}
+	}
 }

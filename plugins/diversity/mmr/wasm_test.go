@@ -75,11 +75,14 @@ func BenchmarkStage(b *testing.B) {
 		b.Fatal(err)
 	}
 	want := make([]int32, n)
-	var m int
+	m, err := d.Order(in, k, want)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.Run("native", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			m, _ = d.Order(in, k, want)
+			_, _ = d.Order(in, k, want)
 		}
 	})
 	p := sdktest.Start(b, sdktest.Build(b, guest, ""), params)
@@ -93,7 +96,7 @@ func BenchmarkStage(b *testing.B) {
 			}
 		}
 	})
-	if !slices.Equal(out.Order, want[:m]) {
+	if out.Order != nil && !slices.Equal(out.Order, want[:m]) { // nil when -bench skipped the wasm run
 		b.Fatalf("wasm %v, native %v", out.Order, want[:m])
 	}
 }

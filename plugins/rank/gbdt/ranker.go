@@ -279,11 +279,24 @@ func (t Transform) Apply(margins, out []float32) {
 		}
 	case Exp:
 		for i, v := range margins {
-			out[i] = float32(min(math.Exp(float64(v)), math.MaxFloat32))
+			out[i] = clamp(float32(math.Exp(float64(v))))
 		}
 	default:
 		for i, v := range margins {
-			out[i] = max(min(v, math.MaxFloat32), -math.MaxFloat32)
+			out[i] = clamp(v)
 		}
 	}
+}
+
+// clamp bounds v to finite float32 (sums of finite leaves are never NaN). It compares
+// rather than calling the min and max builtins, which for floats are runtime calls in the
+// Go Wasm backend.
+func clamp(v float32) float32 {
+	switch {
+	case v > math.MaxFloat32:
+		return math.MaxFloat32
+	case v < -math.MaxFloat32:
+		return -math.MaxFloat32
+	}
+	return v
 }

@@ -3,7 +3,6 @@ package merch
 import (
 	"fmt"
 	"math"
-	"slices"
 )
 
 // config is compiled params: immutable, shared by a Rules and its clones.
@@ -23,7 +22,8 @@ type config struct {
 type Rules struct {
 	c *config
 	// cap scratch, grown to the largest request seen
-	slots   []int32 // open-addressing table: attribute code + 1, 0 empty
+	slots   []int32 // open-addressing table: attribute code + 1, 0 empty; all 0 between calls
+	used    []int32 // the slots taken in this call
 	slotCnt []int32 // members per slot, then heap fill
 	slotOff []int32 // segment offset of the slot's heap in heap
 	slotOf  []int32 // slot of each candidate, -1 if exempt
@@ -111,33 +111,60 @@ func (r *Rules) Apply(in Input, out Output) error {
 	for i := range out.Pin {
 		out.Pin[i] = -1
 	}
+	// One loop per rule over its column, with the test inlined: the Go Wasm backend makes
+	// calls and loop back-edges expensive, so the fewer per candidate the better.
 	for k := range c.drop {
 		d := &c.drop[k]
-		for i := range n {
-			if d.match(&in, n, i) {
+		if d.attr {
+			col := in.Attributes[d.col*n : (d.col+1)*n]
+			if bits := d.bits; bits != nil {
+				for i, code := range col {
+					if inBits(bits, code) {
+						out.Keep[i] = 0
+					}
+				}
+			} else {
+				for i, code := range col {
+					if d.matchSorted(code) {
+						out.Keep[i] = 0
+					}
+				}
+			}
+			continue
+		}
+		for i, x := range in.Features[d.col*n : (d.col+1)*n] {
+			if d.matchX(x) {
 				out.Keep[i] = 0
 			}
 		}
 	}
 	for k := range c.adjust {
 		a := &c.adjust[k]
-		for i := range n {
-			if a.match(&in, n, i) {
+		if a.attr {
+			col := in.Attributes[a.col*n : (a.col+1)*n]
+			if bits := a.bits; bits != nil {
+				for i, code := range col {
+					if inBits(bits, code) {
+						out.Scores[i] = clamp(out.Scores[i]*a.mul + a.add)
+					}
+				}
+			} else {
+				for i, code := range col {
+					if a.matchSorted(code) {
+						out.Scores[i] = clamp(out.Scores[i]*a.mul + a.add)
+					}
+				}
+			}
+			continue
+		}
+		for i, x := range in.Features[a.col*n : (a.col+1)*n] {
+			if a.matchX(x) {
 				out.Scores[i] = clamp(out.Scores[i]*a.mul + a.add)
 			}
 		}
 	}
 	if len(c.pins) > 0 {
-		for i, id := range in.IDs {
-			if out.Keep[i] == 0 || id < c.pins[0].id || id > c.pins[len(c.pins)-1].id {
-				continue
-			}
-			if j, ok := slices.BinarySearchFunc(c.pins, id, func(p pin, id uint32) int {
-				return int(int64(p.id) - int64(id))
-			}); ok {
-				out.Pin[i] = min(c.pins[j].pos, int32(n-1))
-			}
-		}
+		r.applyPins(in.IDs, out)
 	}
 	if c.capCol >= 0 && n > c.capMax {
 		r.applyCap(in.Attributes[c.capCol*n:(c.capCol+1)*n], out)
@@ -145,43 +172,29 @@ func (r *Rules) Apply(in Input, out Output) error {
 	return nil
 }
 
-func (k *cond) match(in *Input, n, i int) bool {
-	if k.attr {
-		code := in.Attributes[k.col*n+i]
-		if code < 0 {
-			return k.missing
+// applyPins sets the pin of each kept candidate whose id is pinned, by binary search in the
+// sorted pins.
+func (r *Rules) applyPins(ids []uint32, out Output) {
+	pins := r.c.pins
+	lo, hi := pins[0].id, pins[len(pins)-1].id
+	last := int32(len(ids) - 1)
+	for i, id := range ids {
+		if id < lo || id > hi || out.Keep[i] == 0 {
+			continue
 		}
-		_, found := slices.BinarySearch(k.codes, code)
-		return found
-	}
-	x := in.Features[k.col*n+i]
-	if x != x {
-		return k.missing
-	}
-	if len(k.cmps) == 0 {
-		return false // a missing-only condition
-	}
-	for _, c := range k.cmps {
-		var ok bool
-		switch c.op {
-		case opLT:
-			ok = x < c.v
-		case opLE:
-			ok = x <= c.v
-		case opGT:
-			ok = x > c.v
-		case opGE:
-			ok = x >= c.v
-		case opEQ:
-			ok = x == c.v
-		case opNE:
-			ok = x != c.v
+		a, b := 0, len(pins)
+		for a < b {
+			m := int(uint(a+b) >> 1)
+			if pins[m].id < id {
+				a = m + 1
+			} else {
+				b = m
+			}
 		}
-		if !ok {
-			return false
+		if a < len(pins) && pins[a].id == id {
+			out.Pin[i] = min(pins[a].pos, last)
 		}
 	}
-	return true
 }
 
 // grow sizes the cap scratch for n candidates.
@@ -194,6 +207,7 @@ func (r *Rules) grow(n int) {
 		size <<= 1
 	}
 	r.slots = make([]int32, size)
+	r.used = make([]int32, 0, n)
 	r.slotCnt = make([]int32, size)
 	r.slotOff = make([]int32, size)
 	r.slotOf = make([]int32, n)
@@ -217,8 +231,7 @@ func (r *Rules) applyCap(codes []int32, out Output) {
 	n := len(codes)
 	r.grow(n)
 	slots, cnt := r.slots, r.slotCnt
-	clear(slots)
-	clear(cnt)
+	used := r.used[:0]
 	mask := uint32(len(slots) - 1)
 	// Pass 1: the slot of each capped candidate, and the size of each value's group.
 	for i, code := range codes {
@@ -228,21 +241,24 @@ func (r *Rules) applyCap(codes []int32, out Output) {
 			continue
 		}
 		h := (uint32(code) * 0x9E3779B1) & mask
-		for slots[h] != 0 && slots[h] != code+1 {
+		for slots[h] != code+1 {
+			if slots[h] == 0 {
+				slots[h], cnt[h] = code+1, 0
+				used = append(used, int32(h))
+				break
+			}
 			h = (h + 1) & mask
 		}
-		slots[h] = code + 1
 		cnt[h]++
 		r.slotOf[i] = int32(h)
 	}
 	// Each slot's heap gets min(count, capMax) entries of r.heap.
 	off := int32(0)
-	for h := range slots {
-		if slots[h] != 0 {
-			r.slotOff[h] = off
-			off += min(cnt[h], int32(c.capMax))
-			cnt[h] = 0 // now the heap's fill
-		}
+	for _, h := range used {
+		r.slotOff[h] = off
+		off += min(cnt[h], int32(c.capMax))
+		cnt[h] = 0   // now the heap's fill
+		slots[h] = 0 // the table is empty again for the next call
 	}
 	// Pass 2: push every candidate into its value's heap; a full heap keeps the best.
 	scores := out.Scores
@@ -314,10 +330,12 @@ func (r *Rules) applyCap(codes []int32, out Output) {
 			continue
 		}
 		s := float64(scores[i])
-		if in {
-			lo = min(lo, s)
-		} else {
-			hi = max(hi, s)
+		switch {
+		case in && s < lo:
+			lo = s
+		case !in && s > hi:
+			hi, over = s, true
+		case !in:
 			over = true
 		}
 	}
@@ -334,8 +352,15 @@ func (r *Rules) applyCap(codes []int32, out Output) {
 
 // clamp keeps a score finite, as the engine requires.
 func clamp(v float32) float32 {
-	if v != v {
+	// Comparisons, not the min and max builtins: for floats those are runtime calls in the
+	// Go Wasm backend, which made this loop ten times slower there.
+	switch {
+	case v != v:
 		return 0
+	case v > math.MaxFloat32:
+		return math.MaxFloat32
+	case v < -math.MaxFloat32:
+		return -math.MaxFloat32
 	}
-	return max(min(v, math.MaxFloat32), -math.MaxFloat32)
+	return v
 }

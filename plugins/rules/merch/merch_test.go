@@ -524,3 +524,31 @@ func FuzzNew(f *testing.F) {
 		}
 	})
 }
+
+// TestLargeCodes covers attribute codes too large for a condition's bitmap: the sorted-codes
+// path must give the same answers.
+func TestLargeCodes(t *testing.T) {
+	big := func(space, value string) int32 {
+		switch value {
+		case "huge":
+			return 5_000_000
+		case "small":
+			return 3
+		}
+		return -1
+	}
+	r, err := New([]byte(`{"drop_if":{"attribute":"brand","values":["huge","small"]},`+
+		`"boost":[{"attribute":"brand","value":"huge","add":1},{"attribute":"brand","missing":true,"values":["huge"],"add":2}],`+
+		`"attributes":["brand"]}`), big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := Input{IDs: []uint32{0, 1, 2, 3}, Attributes: []int32{5_000_000, 3, -1, 4}, Scores: []float32{0, 0, 0, 0}}
+	out := Output{Keep: make([]uint8, 4), Scores: make([]float32, 4), Pin: make([]int32, 4)}
+	if err := r.Apply(in, out); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(out.Keep, []uint8{0, 0, 1, 1}) || !slices.Equal(out.Scores, []float32{3, 0, 2, 0}) {
+		t.Fatalf("keep %v scores %v", out.Keep, out.Scores)
+	}
+}

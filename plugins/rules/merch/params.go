@@ -129,31 +129,51 @@ func DecodeParams(data []byte) (Params, error) {
 	return p, nil
 }
 
-// op is a compiled comparison.
-type op uint8
-
-const (
-	opLT op = iota
-	opLE
-	opGT
-	opGE
-	opEQ
-	opNE
-)
-
-type cmp struct {
-	op op
-	v  float32
-}
-
-// cond is a compiled condition: a feature column with comparisons, or an attribute column
-// with a sorted set of codes.
+// cond is a compiled condition: a feature column and the interval [lo, hi] its value must
+// lie in (every comparison but ne narrows it; strict ones by one ulp) minus the ne values,
+// or an attribute column and a set of codes, as a bitmap when the codes are small (the host
+// interns them densely) or else sorted.
 type cond struct {
 	col     int // feature or attribute column
 	attr    bool
-	missing bool
-	cmps    []cmp
-	codes   []int32 // sorted; attribute conditions
+	missing bool // a missing value matches
+	// feature conditions
+	hasCmp bool
+	lo, hi float32
+	ne     []float32
+	// attribute conditions
+	bits  []uint64 // bit c+1 set: code c matches (bit 0: missing); nil when a code is too large
+	codes []int32  // sorted, used when bits is nil
+}
+
+// maxBitmapCode bounds the codes kept in a condition's bitmap (128 KiB).
+const maxBitmapCode = 1 << 20
+
+// matchX reports whether feature value x matches a feature condition.
+func (k *cond) matchX(x float32) bool {
+	if x != x {
+		return k.missing
+	}
+	if !k.hasCmp || x < k.lo || x > k.hi {
+		return false
+	}
+	return len(k.ne) == 0 || !slices.Contains(k.ne, x)
+}
+
+// inBits reports whether attribute code c matches a condition's bitmap.
+func inBits(bits []uint64, c int32) bool {
+	u := uint32(c) + 1 // -1 (missing) is bit 0
+	w := int(u >> 6)
+	return w < len(bits) && bits[w]>>(u&63)&1 != 0
+}
+
+// matchSorted reports whether attribute code c matches a condition without a bitmap.
+func (k *cond) matchSorted(c int32) bool {
+	if c < 0 {
+		return k.missing
+	}
+	_, ok := slices.BinarySearch(k.codes, c)
+	return ok
 }
 
 type adjust struct {
@@ -268,18 +288,33 @@ func (c *config) cond(d Condition, p Params, lookup Lookup) (cond, error) {
 		if d.Value != "" || len(d.Values) > 0 {
 			return k, errors.New("value and values go with attribute, not feature")
 		}
-		for _, c := range []struct {
-			op op
-			v  *float32
-		}{{opLT, d.LT}, {opLE, d.LE}, {opGT, d.GT}, {opGE, d.GE}, {opEQ, d.EQ}, {opNE, d.NE}} {
-			if c.v != nil {
-				if !finite(*c.v) {
-					return k, errors.New("comparison values must be finite")
-				}
-				k.cmps = append(k.cmps, cmp{c.op, *c.v})
+		inf := float32(math.Inf(1))
+		k.lo, k.hi = -inf, inf
+		for _, v := range []*float32{d.LT, d.LE, d.GT, d.GE, d.EQ, d.NE} {
+			if v != nil && !finite(*v) {
+				return k, errors.New("comparison values must be finite")
 			}
 		}
-		if len(k.cmps) == 0 && !k.missing {
+		if d.LT != nil {
+			k.hi = min(k.hi, math.Nextafter32(*d.LT, -inf))
+		}
+		if d.LE != nil {
+			k.hi = min(k.hi, *d.LE)
+		}
+		if d.GT != nil {
+			k.lo = max(k.lo, math.Nextafter32(*d.GT, inf))
+		}
+		if d.GE != nil {
+			k.lo = max(k.lo, *d.GE)
+		}
+		if d.EQ != nil {
+			k.lo, k.hi = max(k.lo, *d.EQ), min(k.hi, *d.EQ)
+		}
+		if d.NE != nil {
+			k.ne = append(k.ne, *d.NE)
+		}
+		k.hasCmp = d.LT != nil || d.LE != nil || d.GT != nil || d.GE != nil || d.EQ != nil || d.NE != nil
+		if !k.hasCmp && !k.missing {
 			return k, fmt.Errorf("feature %q has no comparison (lt, le, gt, ge, eq, ne) and no \"missing\": true", d.Feature)
 		}
 	case d.Attribute != "":
@@ -308,6 +343,19 @@ func (c *config) cond(d Condition, p Params, lookup Lookup) (cond, error) {
 		}
 		slices.Sort(k.codes)
 		k.codes = slices.Compact(k.codes)
+		if len(k.codes) == 0 || k.codes[len(k.codes)-1] < maxBitmapCode {
+			top := int32(0)
+			if len(k.codes) > 0 {
+				top = k.codes[len(k.codes)-1] + 1
+			}
+			k.bits = make([]uint64, top/64+1)
+			if k.missing {
+				k.bits[0] |= 1
+			}
+			for _, c := range k.codes {
+				k.bits[(c+1)/64] |= 1 << (uint(c+1) % 64)
+			}
+		}
 	default:
 		return k, errors.New("give a feature or an attribute")
 	}

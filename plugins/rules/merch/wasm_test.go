@@ -96,40 +96,50 @@ func TestWasmInitError(t *testing.T) {
 	}
 }
 
-// BenchmarkStage compares one stage call over 1000 candidates × 32 features with every
-// rule: the native package against the .wasm through the engine's host.
+// BenchmarkStage compares one stage call over 1000 candidates × 32 features, rule by rule
+// and with every rule: the native package against the .wasm through the engine's host.
 func BenchmarkStage(b *testing.B) {
 	const n = 1000
 	in, cols := benchInput(n)
-	params := []byte(`{"drop_if":{"feature":"stock","le":0},"boost":[{"attribute":"brand","values":["b7","b9"],"add":0.5}],` +
-		`"bury":[{"feature":"f1","gt":15,"mul":0.5}],"pin":{"i1":0,"i2":3},"cap":{"attribute":"brand","max":3},` + cols + `}`)
 	_, dict := sdktest.Runtime(b)
 	lookup := func(space, value string) int32 { return dict.Code(space, value) }
-	r, err := New(params, lookup)
-	if err != nil {
-		b.Fatal(err)
-	}
-	want := Output{Keep: make([]uint8, n), Scores: make([]float32, n), Pin: make([]int32, n)}
-	b.Run("native", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			_ = r.Apply(in, want)
+	wasm := sdktest.Build(b, guest, "")
+	for _, tc := range []struct{ name, params string }{
+		{"none", `{"cap":null,` + cols + `}`},
+		{"drop", `{"cap":null,"drop_if":{"feature":"stock","le":0},` + cols + `}`},
+		{"boost", `{"cap":null,"boost":[{"attribute":"brand","values":["b7","b9"],"add":0.5}],"bury":[{"feature":"f1","gt":15,"mul":0.5}],` + cols + `}`},
+		{"pin", `{"cap":null,"pin":{"i1":0,"i2":3,"i3":5},` + cols + `}`},
+		{"cap", `{"cap":{"attribute":"brand","max":3},` + cols + `}`},
+		{"all", `{"drop_if":{"feature":"stock","le":0},"boost":[{"attribute":"brand","values":["b7","b9"],"add":0.5}],` +
+			`"bury":[{"feature":"f1","gt":15,"mul":0.5}],"pin":{"i1":0,"i2":3},"cap":{"attribute":"brand","max":3},` + cols + `}`},
+	} {
+		params := []byte(tc.params)
+		r, err := New(effective(b, params), lookup)
+		if err != nil {
+			b.Fatal(err)
 		}
-	})
-	p := sdktest.Start(b, sdktest.Build(b, guest, ""), params)
-	win := &plugin.Input{K: 20, IDs: in.IDs, Scores: in.Scores, Features: in.Features, Attrs: in.Attributes}
-	var out plugin.Output
-	b.Run("wasm", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := p.Call(context.Background(), win, &out); err != nil {
-				b.Fatal(err)
+		want := Output{Keep: make([]uint8, n), Scores: make([]float32, n), Pin: make([]int32, n)}
+		b.Run(tc.name+"/native", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = r.Apply(in, want)
 			}
-		}
-	})
-	for i := range n {
-		if out.Keep[i] != (want.Keep[i] == 1) || out.Pin[i] != want.Pin[i] || out.Scores[i] != want.Scores[i] {
-			b.Fatalf("candidate %d differs", i)
+		})
+		p := sdktest.Start(b, wasm, params)
+		win := &plugin.Input{K: 20, IDs: in.IDs, Scores: in.Scores, Features: in.Features, Attrs: in.Attributes}
+		var out plugin.Output
+		b.Run(tc.name+"/wasm", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := p.Call(context.Background(), win, &out); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		for i := range len(out.Keep) { // empty when -bench skipped the wasm run
+			if out.Keep[i] != (want.Keep[i] == 1) || out.Pin[i] != want.Pin[i] || out.Scores[i] != want.Scores[i] {
+				b.Fatalf("%s: candidate %d differs", tc.name, i)
+			}
 		}
 	}
 }
