@@ -197,6 +197,10 @@ func (r *Rules) applyPins(ids []uint32, out Output) {
 	}
 }
 
+// directCodes bounds the attribute codes the cap uses as slots directly (256 KiB of
+// counters at most); larger codes go through the hash table.
+const directCodes = 1 << 15
+
 // grow sizes the cap scratch for n candidates.
 func (r *Rules) grow(n int) {
 	if n <= len(r.slotOf) {
@@ -230,47 +234,82 @@ func (r *Rules) applyCap(codes []int32, out Output) {
 	c := r.c
 	n := len(codes)
 	r.grow(n)
-	slots, cnt := r.slots, r.slotCnt
+	slots := r.slots
 	used := r.used[:0]
-	mask := uint32(len(slots) - 1)
-	// Pass 1: the slot of each capped candidate, and the size of each value's group.
-	for i, code := range codes {
-		r.slotOf[i] = -1
-		r.inCap[i] = true
-		if code < 0 || out.Keep[i] == 0 || out.Pin[i] >= 0 {
-			continue
+	// Pass 1: the slot of each capped candidate, and the size of each value's group. The
+	// host interns attribute values densely, so codes are usually small: then a code is its
+	// own slot; otherwise slots come from an open-addressing table.
+	maxCode := int32(-1)
+	for _, code := range codes {
+		maxCode = max(maxCode, code)
+	}
+	if maxCode < directCodes {
+		if int(maxCode) >= len(r.slotCnt) {
+			r.slotCnt = make([]int32, maxCode+1) // zero, as the table is between calls
+			r.slotOff = make([]int32, maxCode+1)
 		}
-		h := (uint32(code) * 0x9E3779B1) & mask
-		for slots[h] != code+1 {
-			if slots[h] == 0 {
-				slots[h], cnt[h] = code+1, 0
-				used = append(used, int32(h))
-				break
+		cnt := r.slotCnt
+		for i, code := range codes {
+			slot := int32(-1)
+			if code >= 0 && out.Keep[i] != 0 && out.Pin[i] < 0 {
+				if cnt[code] == 0 {
+					used = append(used, code)
+				}
+				cnt[code]++
+				slot = code
 			}
-			h = (h + 1) & mask
+			r.slotOf[i] = slot
 		}
-		cnt[h]++
-		r.slotOf[i] = int32(h)
+	} else {
+		cnt := r.slotCnt
+		mask := uint32(len(slots) - 1)
+		for i, code := range codes {
+			r.slotOf[i] = -1
+			if code < 0 || out.Keep[i] == 0 || out.Pin[i] >= 0 {
+				continue
+			}
+			h := (uint32(code) * 0x9E3779B1) & mask
+			for slots[h] != code+1 {
+				if slots[h] == 0 {
+					slots[h], cnt[h] = code+1, 0
+					used = append(used, int32(h))
+					break
+				}
+				h = (h + 1) & mask
+			}
+			cnt[h]++
+			r.slotOf[i] = int32(h)
+		}
 	}
-	// Each slot's heap gets min(count, capMax) entries of r.heap.
-	off := int32(0)
-	for _, h := range used {
-		r.slotOff[h] = off
-		off += min(cnt[h], int32(c.capMax))
-		cnt[h] = 0   // now the heap's fill
-		slots[h] = 0 // the table is empty again for the next call
-	}
-	// Pass 2: push every candidate into its value's heap; a full heap keeps the best.
-	scores := out.Scores
+	cnt := r.slotCnt
+	// Only values with more than capMax candidates need a heap: capMax entries of r.heap
+	// each. Usually there are few or none (with a cap of 3, most brands have fewer
+	// candidates), and then nothing is capped.
 	capMax := int32(c.capMax)
+	off, over := int32(0), false
+	for _, h := range used {
+		r.slotOff[h] = -1
+		if cnt[h] > capMax {
+			r.slotOff[h], over = off, true
+			off += capMax
+		}
+		cnt[h] = 0 // now the heap's fill, and zero again after the call
+		if maxCode >= directCodes {
+			slots[h] = 0 // the table is empty again for the next call
+		}
+	}
+	if !over {
+		return
+	}
+	// Pass 2: push every candidate of such a value into its heap; a full heap keeps the best.
+	scores := out.Scores
 	for i := range codes {
+		r.inCap[i] = true
 		h := r.slotOf[i]
-		if h < 0 {
+		if h < 0 || r.slotOff[h] < 0 {
 			continue
 		}
-		// The slot's segment holds min(group size, capMax) entries; fill never passes the
-		// group size, and the heap is full (and replaced into) only when that is capMax.
-		heap := r.heap[r.slotOff[h]:]
+		heap := r.heap[r.slotOff[h] : r.slotOff[h]+capMax]
 		fill := cnt[h]
 		idx := int32(i)
 		if fill < capMax {
@@ -324,7 +363,7 @@ func (r *Rules) applyCap(codes []int32, out Output) {
 	}
 	// Push: shift the overflow below the lowest kept candidate within its cap.
 	lo, hi := math.Inf(1), math.Inf(-1)
-	over := false
+	over = false
 	for i, in := range r.inCap[:n] {
 		if out.Keep[i] == 0 {
 			continue
