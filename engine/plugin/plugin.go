@@ -73,7 +73,7 @@ type Plugin struct {
 // succeed) and returns the Plugin; the other instances are created when calls need them,
 // or by Warm. On error nothing is left open.
 func (m *Module) Start(ctx context.Context, cfg PluginConfig) (*Plugin, error) {
-	params, features, attributes, err := mergeParams(m.manifest, cfg.Params)
+	params, features, attributes, err := MergeParams(m.manifest, cfg.Params)
 	if err != nil {
 		return nil, err
 	}
@@ -119,9 +119,10 @@ func (m *Module) Start(ctx context.Context, cfg PluginConfig) (*Plugin, error) {
 	return p, nil
 }
 
-// mergeParams returns the params JSON an instance receives and the effective feature and
-// attribute lists.
-func mergeParams(m abi.Manifest, override json.RawMessage) ([]byte, []string, []string, error) {
+// MergeParams returns the params JSON an instance of a plugin with manifest m receives when
+// started with override, and the effective feature and attribute lists (sdk/ABI.md §2).
+// Native twins of plugins use it to see exactly what the Wasm build sees.
+func MergeParams(m abi.Manifest, override json.RawMessage) ([]byte, []string, []string, error) {
 	merged := map[string]json.RawMessage{}
 	if len(m.Params) > 0 {
 		if err := json.Unmarshal(m.Params, &merged); err != nil {

@@ -69,7 +69,7 @@ func Load(dir string, params json.RawMessage, lookup Lookup) (*Twin, error) {
 	if err != nil {
 		return nil, err
 	}
-	merged, features, attributes, err := MergeParams(*m, params)
+	merged, features, attributes, err := plugin.MergeParams(*m, params)
 	if err != nil {
 		return nil, err
 	}
@@ -92,41 +92,6 @@ func Load(dir string, params json.RawMessage, lookup Lookup) (*Twin, error) {
 		return nil, err
 	}
 	return t, nil
-}
-
-// MergeParams overlays stage params on the manifest's defaults and sets the effective
-// "features" and "attributes", as the host does for Wasm plugins (sdk/ABI.md §2).
-func MergeParams(m abi.Manifest, override json.RawMessage) ([]byte, []string, []string, error) {
-	merged := map[string]json.RawMessage{}
-	if len(m.Params) > 0 {
-		if err := json.Unmarshal(m.Params, &merged); err != nil {
-			return nil, nil, nil, fmt.Errorf("manifest params: %v", err)
-		}
-	}
-	if len(override) > 0 {
-		var o map[string]json.RawMessage
-		if err := json.Unmarshal(override, &o); err != nil {
-			return nil, nil, nil, fmt.Errorf("params must be a JSON object: %v", err)
-		}
-		for k, v := range o {
-			merged[k] = v
-		}
-	}
-	features, attributes := append([]string{}, m.Features...), append([]string{}, m.Needs.Attributes...)
-	if raw, ok := merged["features"]; ok {
-		if err := json.Unmarshal(raw, &features); err != nil {
-			return nil, nil, nil, fmt.Errorf("features: %v", err)
-		}
-	}
-	if raw, ok := merged["attributes"]; ok {
-		if err := json.Unmarshal(raw, &attributes); err != nil {
-			return nil, nil, nil, fmt.Errorf("attributes: %v", err)
-		}
-	}
-	merged["features"], _ = json.Marshal(features)
-	merged["attributes"], _ = json.Marshal(attributes)
-	out, err := json.Marshal(merged)
-	return out, features, attributes, err
 }
 
 func resize[T any](s []T, n int) []T {
