@@ -58,7 +58,12 @@ build_one() {
       cat "$root/scripts/build-wasm.sh"
       find "$src" -maxdepth 1 -type f \( -name '*.go' -o -name '*.c' -o -name '*.h' -o -name 'go.mod' \) -print0 | sort -z | xargs -0 cat
       [ -n "$manifest" ] && cat "$manifest"
-      if [ $lang = go ]; then find "$root/sdk" -name '*.go' -not -name '*_test.go' -not -path '*/sdktest/*' -not -path '*/cmd/*' -print0 | sort -z | xargs -0 cat; fi
+      # Go: every non-standard package the guest imports (its native logic package, the
+      # SDK), so that editing any of them rebuilds the guest.
+      if [ $lang = go ]; then
+        (cd "$src" && GOOS=wasip1 GOARCH=wasm go list -deps -f '{{if not .Standard}}{{.Dir}}{{end}}' .) | sort -u |
+          while read -r d; do find "$d" -maxdepth 1 -name '*.go' -not -name '*_test.go' -print0 | sort -z | xargs -0 cat; done
+      fi
       if [ $lang = c ]; then cat "$root"/sdk/c/*.h; find "$src/.." -maxdepth 1 -name '*.h' -print0 | sort -z | xargs -0 -r cat; fi
     } | sha256sum | cut -c1-32
   )
