@@ -486,3 +486,36 @@ func TestTopP(t *testing.T) {
 		}
 	}
 }
+
+// TestOrderRepeats checks that one Diversifier gives the same order call after call and
+// across requests of different sizes: its scratch must be clean between calls.
+func TestOrderRepeats(t *testing.T) {
+	cases := goldenCases()
+	ds := make([]*Diversifier, len(cases))
+	want := make([][]int32, len(cases))
+	for i := range cases {
+		d, err := New(effective(t, cases[i].Params), NativeKernels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds[i], want[i] = d, orderCase(t, &cases[i])
+	}
+	for round := range 3 {
+		for i, c := range cases {
+			out := make([]int32, c.K)
+			m, err := ds[i].Order(Input{Embeddings: c.Embeddings, Dim: c.Dim, Attributes: c.Attributes, Scores: c.Scores}, c.K, out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(out[:m], want[i]) {
+				t.Fatalf("round %d %s: %v, want %v", round, c.Name, out[:m], want[i])
+			}
+		}
+		// Interleave other requests on the same Diversifiers.
+		for i, c := range cases {
+			j := (i + 1) % len(cases)
+			_, _ = ds[i].Order(Input{Embeddings: cases[j].Embeddings, Dim: cases[j].Dim, Attributes: cases[j].Attributes,
+				Scores: cases[j].Scores}, c.K, make([]int32, c.K))
+		}
+	}
+}

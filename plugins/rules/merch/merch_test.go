@@ -559,3 +559,56 @@ func TestLargeCodes(t *testing.T) {
 		t.Fatalf("keep %v scores %v", out.Keep, out.Scores)
 	}
 }
+
+// TestPrefilled checks that Apply on prefilled outputs gives what it gives on fresh ones.
+func TestPrefilled(t *testing.T) {
+	for _, c := range goldenCases() {
+		r, err := New(effective(t, c.Params), c.LookupFunc())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(c.Scores)
+		in := Input{IDs: c.IDs, Features: c.Features, Attributes: c.Attributes, Scores: c.Scores}
+		fresh := Output{Keep: make([]uint8, n), Scores: make([]float32, n), Pin: make([]int32, n)}
+		pre := Output{Keep: make([]uint8, n), Scores: slices.Clone([]float32(c.Scores)), Pin: make([]int32, n), Prefilled: true}
+		for i := range n {
+			pre.Keep[i], pre.Pin[i] = 1, -1
+		}
+		if err := r.Apply(in, fresh); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Apply(in, pre); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(fresh.Keep, pre.Keep) || !slices.Equal(fresh.Pin, pre.Pin) || !slices.Equal(fresh.Scores, pre.Scores) {
+			t.Fatalf("%s: prefilled outputs differ:\n%v %v %v\n%v %v %v", c.Name, fresh.Keep, fresh.Pin, fresh.Scores, pre.Keep, pre.Pin, pre.Scores)
+		}
+	}
+}
+
+// TestApplyRepeats checks that one Rules gives the same outputs call after call: its cap
+// scratch must be clean between calls. (It was not: a regression test.)
+func TestApplyRepeats(t *testing.T) {
+	for _, c := range goldenCases() {
+		r, err := New(effective(t, c.Params), c.LookupFunc())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(c.Scores)
+		in := Input{IDs: c.IDs, Features: c.Features, Attributes: c.Attributes, Scores: c.Scores}
+		var first Output
+		for call := range 3 {
+			out := Output{Keep: make([]uint8, n), Scores: make([]float32, n), Pin: make([]int32, n)}
+			if err := r.Apply(in, out); err != nil {
+				t.Fatal(err)
+			}
+			if call == 0 {
+				first = out
+				continue
+			}
+			if !slices.Equal(first.Keep, out.Keep) || !slices.Equal(first.Pin, out.Pin) || !slices.Equal(first.Scores, out.Scores) {
+				t.Fatalf("%s: call %d differs from the first", c.Name, call)
+			}
+		}
+	}
+}

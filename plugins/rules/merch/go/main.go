@@ -51,7 +51,7 @@ func apply(_ *sdk.Request, c *sdk.Candidates, f *sdk.Features, out *sdk.RulesOut
 	// The ABI's keep bytes are 0 or 1, which is what Go stores for a bool.
 	keep := unsafe.Slice((*uint8)(unsafe.Pointer(unsafe.SliceData(out.Keep))), len(out.Keep))
 	return rules.Apply(merch.Input{IDs: c.IDs, Features: f.Matrix(), Attributes: attrMatrix(c, nattr), Scores: c.Scores},
-		merch.Output{Keep: keep, Scores: out.Scores, Pin: out.Pin})
+		merch.Output{Keep: keep, Scores: out.Scores, Pin: out.Pin, Prefilled: true})
 }
 
 // attrMatrix returns the whole column-major attribute matrix: the SDK hands out columns,
