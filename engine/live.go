@@ -476,7 +476,13 @@ func (lv *Live) startVariant(ctx context.Context, st *registry.Stage, name, mode
 	return v, nil
 }
 
-func short(v string) string { return stages.ShortVersion(v) }
+// short returns the form of a version shown to people: 12 hex digits, or a native name.
+func short(v string) string {
+	if registry.IsNative(v) {
+		return v
+	}
+	return stages.ShortVersion(v)
+}
 
 // prunePairs forgets comparison statistics no published assignment refers to. Call with
 // lv.mu held.

@@ -2,10 +2,12 @@
 //
 //	engine --demo                      serve the built-in demo catalog on 127.0.0.1:8080
 //	engine --items items.ndjson --users users.ndjson --addr :8080
+//	engine plugin push|ls|activate|rollback|shadow|split ...   live plugin operations (engine plugin -h)
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -18,6 +20,8 @@ import (
 	"time"
 
 	"github.com/podium-rank/podium/engine"
+	"github.com/podium-rank/podium/engine/admin"
+	"github.com/podium-rank/podium/engine/admin/cli"
 	"github.com/podium-rank/podium/engine/demo"
 	"github.com/podium-rank/podium/engine/events"
 	"github.com/podium-rank/podium/engine/events/kafka"
@@ -30,6 +34,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "plugin" {
+		return cli.Main(args[1:], os.Stdout, os.Stderr)
+	}
 	fs := flag.NewFlagSet("engine", flag.ContinueOnError)
 	var (
 		addr      = fs.String("addr", "127.0.0.1:8080", "listen address for the public API")
@@ -51,8 +58,20 @@ func run(args []string) int {
 		kStart    = fs.String("kafka-start", "earliest", "where a partition without a saved offset starts: earliest or latest")
 		pipeFile  = fs.String("pipeline", "", "pipeline config (JSON): stages, plugins, params, deadlines, fallbacks; \"native\" for the built-in blend (default: the native blend, or with --demo "+engine.DemoPipeline+")")
 		wasmCache = fs.String("wasm-cache", "", "directory of the Wasm compilation cache (default <data-dir>/wasm-cache)")
+		regDir    = fs.String("registry-dir", "", "directory of the plugin registry: versions and the live pipeline (default <data-dir>/registry)")
+		adminAddr = fs.String("admin-addr", "127.0.0.1:8081", "listen address of the admin API (live plugin operations); \"\" disables it")
+		adminTok  = fs.String("admin-token", "", "bearer token of the admin API (default $PODIUM_ADMIN_TOKEN); without one the admin API stays off")
+		adminOpen = fs.Bool("admin-insecure", false, "serve the admin API without a token; only allowed on a loopback --admin-addr")
 	)
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	acfg := admin.Config{Token: *adminTok, Insecure: *adminOpen}
+	if acfg.Token == "" {
+		acfg.Token = os.Getenv("PODIUM_ADMIN_TOKEN")
+	}
+	if err := admin.CheckListen(*adminAddr, acfg); *adminAddr != "" && err != nil && !errors.Is(err, admin.ErrNoToken) {
+		fmt.Fprintln(os.Stderr, "engine:", err)
 		return 2
 	}
 	ecfg := events.DefaultConfig()
@@ -154,16 +173,39 @@ func run(args []string) int {
 	if *pipeFile == "native" {
 		*pipeFile = ""
 	}
-	if *pipeFile != "" {
-		t1 := time.Now()
-		if err := e.LoadPipelineFile(*pipeFile); err != nil {
-			if *pipeFile != engine.DemoPipeline {
-				log.Printf("engine: %v", err)
-				return 1
-			}
-			log.Printf("engine: cannot load the demo plugins, serving the native blend instead: %v", err)
+	lcfg := engine.LiveConfig{RegistryDir: *regDir, SeedFile: *pipeFile}
+	if lcfg.RegistryDir == "" && *dataDir != "" {
+		lcfg.RegistryDir = filepath.Join(*dataDir, "registry")
+	}
+	t1 := time.Now()
+	lv, err := e.OpenLive(lcfg)
+	if err != nil && *pipeFile == engine.DemoPipeline {
+		log.Printf("engine: cannot load the demo plugins, serving the native blend instead: %v", err)
+		lcfg.SeedFile = ""
+		lv, err = e.OpenLive(lcfg)
+	}
+	if err != nil {
+		log.Printf("engine: %v", err)
+		return 1
+	}
+	defer lv.Close() // runs before e.Close
+	log.Printf("engine: pipeline of %d stages ready in %v (registry %q)", len(lv.Stages()), time.Since(t1).Round(time.Millisecond), lcfg.RegistryDir)
+	if *adminAddr != "" && admin.CheckListen(*adminAddr, acfg) == nil {
+		adm, _ := admin.New(lv, acfg)
+		aln, err := net.Listen("tcp", *adminAddr)
+		if err != nil {
+			log.Printf("engine: cannot listen for the admin API: %v", err)
+			return 1
 		}
-		log.Printf("engine: pipeline %s loaded in %v", *pipeFile, time.Since(t1).Round(time.Millisecond))
+		go func() {
+			if err := adm.Serve(aln); err != nil {
+				log.Printf("engine: admin: %v", err)
+			}
+		}()
+		defer adm.Shutdown()
+		log.Printf("engine: admin API on http://%s (engine plugin -h)", aln.Addr())
+	} else if *adminAddr != "" {
+		log.Printf("engine: admin API off: no token (set --admin-token or PODIUM_ADMIN_TOKEN)")
 	}
 	if *kBrokers != "" {
 		con, err := kafka.New(kafka.Config{Brokers: strings.Split(*kBrokers, ","), Topic: *kTopic, StartAt: *kStart}, e.Events())

@@ -370,12 +370,16 @@ func writeError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
 }
 
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
 		status = fasthttp.StatusInternalServerError
-		b = []byte(`{"error":{"code":"internal","message":"cannot encode the answer"}}`)
+		buf.Reset()
+		buf.WriteString(`{"error":{"code":"internal","message":"cannot encode the answer"}}` + "\n")
 	}
 	ctx.SetContentType("application/json")
 	ctx.SetStatusCode(status)
-	ctx.SetBody(append(b, '\n'))
+	ctx.SetBody(buf.Bytes())
 }

@@ -341,6 +341,10 @@ func encodeRanking(b []byte, r *engine.Ranking) []byte {
 	b = strconv.AppendInt(b, r.TookUS, 10)
 	b = append(b, `,"retrieved":`...)
 	b = strconv.AppendInt(b, int64(r.Retrieved), 10)
+	if r.Variant != "" {
+		b = append(b, `,"variant":`...)
+		b = appendString(b, r.Variant)
+	}
 	b = append(b, `,"pipeline":[`...)
 	for i, st := range r.Result.Stages {
 		if i > 0 {
@@ -533,6 +537,9 @@ func (s *Server) metrics(ctx *fasthttp.RequestCtx) {
 			m.LagP50.Seconds(), m.LagP99.Seconds())
 		b = fmt.Appendf(b, "# TYPE podium_feature_staleness_seconds gauge\npodium_feature_staleness_seconds{what=\"since_last_apply\"} %g\npodium_feature_staleness_seconds{what=\"newest_event_age\"} %g\n",
 			m.SinceLastApply.Seconds(), m.NewestEventAge.Seconds())
+	}
+	if lv := s.e.Live(); lv != nil {
+		b = lv.AppendMetrics(b)
 	}
 	ctx.SetContentType("text/plain; version=0.0.4")
 	ctx.SetBody(b)
