@@ -37,7 +37,8 @@ var (
 
 // demoEngine builds the demo catalog once per test binary: 100k items by default, or
 // PODIUM_BENCH_ITEMS; PODIUM_BENCH_ANN and PODIUM_BENCH_POPULAR set the candidates
-// retrieved (default 500 + 50) and PODIUM_BENCH_PIPELINE a pipeline config to rank with
+// retrieved (default 500 + 50), PODIUM_BENCH_INDEX the index (default hnsw) and
+// PODIUM_BENCH_PIPELINE a pipeline config to rank with
 // (default the native blend), e.g. plugins/demo.pipeline.json.
 func demoEngine(tb testing.TB) *engine.Engine {
 	demoOnce.Do(func() {
@@ -45,7 +46,7 @@ func demoEngine(tb testing.TB) *engine.Engine {
 		cfg := demo.DefaultConfig()
 		cfg.Items = envInt("PODIUM_BENCH_ITEMS", cfg.Items)
 		rc := retrieval.Config{ANN: envInt("PODIUM_BENCH_ANN", 500), Popular: envInt("PODIUM_BENCH_POPULAR", 50)}
-		demoEng, demoErr = engine.New(engine.Config{Dim: cfg.Dim, Retrieval: rc})
+		demoEng, demoErr = engine.New(engine.Config{Dim: cfg.Dim, Retrieval: rc, Index: os.Getenv("PODIUM_BENCH_INDEX")})
 		if demoErr == nil {
 			demoErr = demoEng.LoadDemo(cfg)
 		}

@@ -27,12 +27,15 @@ import (
 type Config struct {
 	// Dim is the embedding dimension of items and users (0: no embeddings, popularity only).
 	Dim int
-	// Index chooses the ANN index: "hnsw" (default), "flat" (exact) or "none".
+	// Index chooses the ANN index: "hnsw" (default), "ivf", "flat" (exact) or "none".
 	Index string
 	// Metric is "cosine" (default) or "dot".
 	Metric string
 	// HNSW tunes the HNSW index.
 	HNSW ann.HNSWConfig
+	// IVF tunes the IVF-flat index, the faster choice for very large candidate counts
+	// (RATIONALE.md, "ANN index").
+	IVF ann.IVFConfig
 	// Catalog sizes the catalog's stores.
 	Catalog catalog.Config
 	// Retrieval tunes candidate retrieval.
@@ -129,9 +132,11 @@ func New(cfg Config) (*Engine, error) {
 			e.idx = ann.NewHNSW(cfg.Dim, metric, cfg.HNSW)
 		case "flat":
 			e.idx = ann.NewFlat(cfg.Dim, metric)
+		case "ivf":
+			e.idx = ann.NewIVF(cfg.Dim, metric, cfg.IVF)
 		case "none":
 		default:
-			return nil, fmt.Errorf("engine: unknown index %q (want hnsw, flat or none)", cfg.Index)
+			return nil, fmt.Errorf("engine: unknown index %q (want hnsw, ivf, flat or none)", cfg.Index)
 		}
 	}
 	e.pop = retrieval.NewPopularity(e.cat, cfg.PopularityFeature)

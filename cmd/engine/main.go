@@ -44,7 +44,7 @@ func run(args []string) int {
 		items     = fs.String("items", "", "NDJSON file of items to load at start")
 		users     = fs.String("users", "", "NDJSON file of users to load at start")
 		dim       = fs.Int("dim", 0, "embedding dimension (default: taken from --items)")
-		index     = fs.String("index", "hnsw", "ANN index: hnsw, flat or none")
+		index     = fs.String("index", "hnsw", "ANN index: hnsw (items come and go all day), ivf (fastest for 1000+ candidates), flat (exact) or none")
 		metric    = fs.String("metric", "cosine", "similarity: cosine or dot")
 		efSearch  = fs.Int("ef-search", 0, "HNSW search beam width (default 100; never below the candidates asked)")
 		annCands  = fs.Int("ann-candidates", 500, "candidates retrieved from the ANN index per request")
