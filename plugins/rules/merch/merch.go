@@ -24,11 +24,12 @@ type Rules struct {
 	// cap scratch, grown to the largest request seen
 	slots   []int32 // open-addressing table: attribute code + 1, 0 empty; all 0 between calls
 	used    []int32 // the slots taken in this call
-	slotCnt []int32 // members per slot, then heap fill
-	slotOff []int32 // segment offset of the slot's heap in heap
-	slotOf  []int32 // slot of each candidate, -1 if exempt
-	heap    []int32 // per-slot min-heaps of candidate indexes (worst on top)
-	inCap   []bool
+	over    []int32 // the slots with more members than the cap
+	slotCnt []int32 // members per slot; all 0 between calls
+	head    []int32 // first member of each slot's list
+	next    []int32 // next member of the candidate's slot, -1 at the end
+	heap    []int32 // a min-heap of candidate indexes (worst on top)
+	inCap   []bool  // for members of over-cap slots: within the cap
 }
 
 // New compiles params JSON (see Params), resolving attribute values and item ids through
@@ -55,7 +56,7 @@ func NewFromParams(p Params, lookup Lookup) (*Rules, error) {
 // Clone returns Rules sharing r's compiled rules with scratch of its own.
 func (r *Rules) Clone() *Rules {
 	c := &Rules{c: r.c}
-	c.grow(len(r.slotOf))
+	c.grow(len(r.next))
 	return c
 }
 
@@ -210,7 +211,7 @@ const directCodes = 1 << 15
 
 // grow sizes the cap scratch for n candidates.
 func (r *Rules) grow(n int) {
-	if n <= len(r.slotOf) {
+	if n <= len(r.next) {
 		return
 	}
 	size := 1
@@ -218,11 +219,14 @@ func (r *Rules) grow(n int) {
 		size <<= 1
 	}
 	r.slots = make([]int32, size)
-	r.used = make([]int32, 0, n)
-	r.slotCnt = make([]int32, size)
-	r.slotOff = make([]int32, size)
-	r.slotOf = make([]int32, n)
-	r.heap = make([]int32, n)
+	r.used = make([]int32, n)
+	r.over = make([]int32, n)
+	if len(r.slotCnt) < size {
+		r.slotCnt = make([]int32, size)
+		r.head = make([]int32, size)
+	}
+	r.next = make([]int32, n)
+	r.heap = make([]int32, n+1)
 	r.inCap = make([]bool, n)
 }
 
@@ -235,166 +239,146 @@ func better(scores []float32, a, b int32) bool {
 }
 
 // applyCap keeps, per attribute value, the capMax best kept and unpinned candidates, and
-// pushes down or drops the rest. Each value's best are found with a min-heap of capMax
-// entries, so the cost is O(n log capMax) and independent of the order of the input.
+// pushes down or drops the rest. One pass over the candidates counts each value's members
+// and links them in a list; only values with more than capMax members are then visited,
+// each through a min-heap of capMax entries: O(n + m log capMax) for the m candidates of
+// such values. (The Go Wasm backend pays for every pass and branch, so fewer full passes
+// matter more there than natively.)
 func (r *Rules) applyCap(codes []int32, out Output) {
 	c := r.c
 	n := len(codes)
 	r.grow(n)
 	slots := r.slots
-	used := r.used[:0]
-	// Pass 1: the slot of each capped candidate, and the size of each value's group. The
-	// host interns attribute values densely, so codes are usually small: then a code is its
-	// own slot; otherwise slots come from an open-addressing table.
+	used, nused := r.used[:n], 0 // indexed writes: append costs ~40 ns in the Go Wasm backend
+	scores := out.Scores
+	// Pass 1: the slot of each capped candidate, its value's member count and list, and the
+	// lowest kept score. The host interns attribute values densely, so codes are usually
+	// small: then a code is its own slot; otherwise slots come from an open-addressing
+	// table.
 	maxCode := int32(-1)
 	for _, code := range codes {
 		maxCode = max(maxCode, code)
 	}
-	if maxCode < directCodes {
-		if int(maxCode) >= len(r.slotCnt) {
-			r.slotCnt = make([]int32, maxCode+1) // zero, as the table is between calls
-			r.slotOff = make([]int32, maxCode+1)
-		}
-		cnt := r.slotCnt
-		for i, code := range codes {
-			slot := int32(-1)
-			if code >= 0 && out.Keep[i] != 0 && out.Pin[i] < 0 {
-				if cnt[code] == 0 {
-					used = append(used, code)
-				}
-				cnt[code]++
-				slot = code
-			}
-			r.slotOf[i] = slot
-		}
-	} else {
-		cnt := r.slotCnt
-		mask := uint32(len(slots) - 1)
-		for i, code := range codes {
-			r.slotOf[i] = -1
-			if code < 0 || out.Keep[i] == 0 || out.Pin[i] >= 0 {
-				continue
-			}
-			h := (uint32(code) * 0x9E3779B1) & mask
-			for slots[h] != code+1 {
-				if slots[h] == 0 {
-					slots[h], cnt[h] = code+1, 0
-					used = append(used, int32(h))
-					break
-				}
-				h = (h + 1) & mask
-			}
-			cnt[h]++
-			r.slotOf[i] = int32(h)
-		}
+	direct := maxCode < directCodes
+	if direct && int(maxCode) >= len(r.slotCnt) {
+		r.slotCnt = make([]int32, maxCode+1) // zero, as the counters are between calls
+		r.head = make([]int32, maxCode+1)
 	}
-	cnt := r.slotCnt
-	// Only values with more than capMax candidates need a heap: capMax entries of r.heap
-	// each. Usually there are few or none (with a cap of 3, most brands have fewer
-	// candidates), and then nothing is capped.
-	capMax := int32(c.capMax)
-	off, over := int32(0), false
-	for _, h := range used {
-		r.slotOff[h] = -1
-		if cnt[h] > capMax {
-			r.slotOff[h], over = off, true
-			off += capMax
-		}
-		cnt[h] = 0 // now the heap's fill, and zero again after the call
-		if maxCode >= directCodes {
-			slots[h] = 0 // the table is empty again for the next call
-		}
-	}
-	if !over {
-		return
-	}
-	// Pass 2: push every candidate of such a value into its heap; a full heap keeps the best.
-	scores := out.Scores
-	for i := range codes {
-		r.inCap[i] = true
-		h := r.slotOf[i]
-		if h < 0 || r.slotOff[h] < 0 {
-			continue
-		}
-		heap := r.heap[r.slotOff[h] : r.slotOff[h]+capMax]
-		fill := cnt[h]
-		idx := int32(i)
-		if fill < capMax {
-			// sift up
-			j := fill
-			for j > 0 {
-				p := (j - 1) / 2
-				if !better(scores, heap[p], idx) {
-					break
-				}
-				heap[j] = heap[p]
-				j = p
-			}
-			heap[j] = idx
-			cnt[h] = fill + 1
-			r.inCap[i] = true
-			continue
-		}
-		if !better(scores, idx, heap[0]) {
-			r.inCap[i] = false
-			continue
-		}
-		r.inCap[heap[0]] = false
-		r.inCap[i] = true
-		// replace the root and sift down
-		j := int32(0)
-		for {
-			l := 2*j + 1
-			if l >= capMax {
-				break
-			}
-			w := l
-			if rr := l + 1; rr < capMax && better(scores, heap[l], heap[rr]) {
-				w = rr
-			}
-			if !better(scores, idx, heap[w]) {
-				break
-			}
-			heap[j] = heap[w]
-			j = w
-		}
-		heap[j] = idx
-	}
-	for _, h := range used {
-		cnt[h] = 0 // the counters are zero between calls
-	}
-	if c.capDrop {
-		for i, in := range r.inCap[:n] {
-			if !in {
-				out.Keep[i] = 0
-			}
-		}
-		return
-	}
-	// Push: shift the overflow below the lowest kept candidate within its cap.
-	lo, hi := math.Inf(1), math.Inf(-1)
-	over = false
-	for i, in := range r.inCap[:n] {
+	cnt, head, next := r.slotCnt, r.head, r.next
+	mask := uint32(len(slots) - 1)
+	lo := math.Inf(1)
+	for i, code := range codes {
 		if out.Keep[i] == 0 {
 			continue
 		}
-		s := float64(scores[i])
-		switch {
-		case in && s < lo:
+		if s := float64(scores[i]); s < lo {
 			lo = s
-		case !in && s > hi:
-			hi, over = s, true
-		case !in:
-			over = true
+		}
+		if code < 0 || out.Pin[i] >= 0 {
+			continue
+		}
+		h := code
+		if !direct {
+			u := (uint32(code) * 0x9E3779B1) & mask
+			for slots[u] != code+1 && slots[u] != 0 {
+				u = (u + 1) & mask
+			}
+			slots[u] = code + 1
+			h = int32(u)
+		}
+		if cnt[h] == 0 {
+			used[nused] = h
+			nused++
+			head[h] = -1
+		}
+		cnt[h]++
+		next[i], head[h] = head[h], int32(i)
+	}
+	// Values with more than capMax members: push each member into the value's heap; a full
+	// heap keeps the best. inCap is only meaningful for these members.
+	capMax := int32(c.capMax)
+	over, nover := r.over[:n], 0
+	heap := r.heap[:capMax]
+	for _, h := range used[:nused] {
+		if cnt[h] > capMax {
+			over[nover] = h
+			nover++
+			fill := int32(0)
+			inCap := r.inCap
+			for i := head[h]; i >= 0; i = next[i] {
+				if fill < capMax {
+					j := fill // sift up
+					for j > 0 {
+						p := (j - 1) / 2
+						if !better(scores, heap[p], i) {
+							break
+						}
+						heap[j] = heap[p]
+						j = p
+					}
+					heap[j] = i
+					inCap[i] = true
+					fill++
+					continue
+				}
+				if !better(scores, i, heap[0]) {
+					inCap[i] = false
+					continue
+				}
+				inCap[heap[0]] = false
+				inCap[i] = true
+				j := int32(0) // replace the root and sift down
+				for {
+					l := 2*j + 1
+					if l >= capMax {
+						break
+					}
+					w := l
+					if rr := l + 1; rr < capMax && better(scores, heap[l], heap[rr]) {
+						w = rr
+					}
+					if !better(scores, i, heap[w]) {
+						break
+					}
+					heap[j] = heap[w]
+					j = w
+				}
+				heap[j] = i
+			}
+		}
+		cnt[h] = 0 // the counters are zero between calls
+		if !direct {
+			slots[h] = 0 // and so is the table
 		}
 	}
-	if !over || hi < lo {
+	if nover == 0 {
 		return
 	}
+	over = over[:nover]
+	// Push (the default) or drop the members that are not within their value's cap. A push
+	// moves them below every kept candidate, keeping their order: subtract the distance from
+	// the highest of them to the lowest kept score, plus 1.
+	hi := math.Inf(-1)
+	for _, h := range over {
+		for i := head[h]; i >= 0; i = next[i] {
+			if !r.inCap[i] {
+				if s := float64(scores[i]); s > hi {
+					hi = s
+				}
+			}
+		}
+	}
 	shift := hi - lo + 1
-	for i, in := range r.inCap[:n] {
-		if !in && out.Keep[i] != 0 {
-			scores[i] = clamp(float32(float64(scores[i]) - shift))
+	for _, h := range over {
+		for i := head[h]; i >= 0; i = next[i] {
+			if r.inCap[i] {
+				continue
+			}
+			if c.capDrop {
+				out.Keep[i] = 0
+			} else {
+				scores[i] = clamp(float32(float64(scores[i]) - shift))
+			}
 		}
 	}
 }

@@ -107,10 +107,11 @@ func TestApplyTable(t *testing.T) {
 			[]uint8{1, 0, 0, 1, 1}, nil, []int32{-1, -1, -1, -1, -1}},
 		{"cap drop", `{"cap":{"attribute":"brand","max":1,"mode":"drop"},` + cols + `}`,
 			[]uint8{1, 0, 1, 1, 0}, nil, nil},
+		// A push subtracts (highest over-cap score − lowest kept score + 1).
 		{"cap push, already below", `{"cap":{"attribute":"brand","max":2},` + cols + `}`,
-			[]uint8{1, 1, 1, 1, 1}, []float32{0.9, 0.8, 0.7, 0.6, 0.5}, nil},
+			[]uint8{1, 1, 1, 1, 1}, []float32{0.9, 0.8, 0.7, 0.6, 0.5 - 1}, nil},
 		{"cap push", `{"cap":{"attribute":"brand","max":1},` + cols + `}`,
-			[]uint8{1, 1, 1, 1, 1}, []float32{0.9, 0.8 - 1.2, 0.7, 0.6, 0.5 - 1.2}, nil}, // shift 0.8-0.6+1
+			[]uint8{1, 1, 1, 1, 1}, []float32{0.9, 0.8 - 1.3, 0.7, 0.6, 0.5 - 1.3}, nil}, // 0.8 − 0.5 + 1
 		{"cap after boost", `{"boost":[{"attribute":"category","value":"c2","add":1}],"cap":{"attribute":"brand","max":1,"mode":"drop"},` + cols + `}`,
 			[]uint8{0, 1, 1, 1, 0}, []float32{0.9, 1.8, 0.7, 1.6, 0.5}, nil},
 		{"pinned exempt from cap", `{"pin":{"i10":3},"cap":{"attribute":"brand","max":1,"mode":"drop"},` + cols + `}`,

@@ -99,8 +99,7 @@ type Adjust struct {
 
 // Cap limits the candidates per value of an attribute, in score order (after boosts and
 // buries): for each value only the best Max stay in place. Mode "push" (the default) moves
-// the others below every candidate within its cap, keeping their relative order; "drop"
-// drops them. Pinned candidates and those without a value are exempt and not counted.
+// the others below every kept candidate, keeping their relative order; "drop" drops them. Pinned candidates and those without a value are exempt and not counted.
 type Cap struct {
 	Attribute string `json:"attribute"`
 	Max       int    `json:"max"`
