@@ -47,6 +47,10 @@ type LiveConfig struct {
 	// ShadowQueue bounds the shadow jobs waiting for a worker (default 256); a sampled
 	// request finding it full drops its shadow work and counts it.
 	ShadowQueue int
+	// ShadowCPU is the share of one core the shadow workers may use together (default
+	// 0.1; 1 or more: no limit). Shadow work beyond it waits in the queue, then is
+	// dropped and counted, so that shadows never take more than this from requests.
+	ShadowCPU float64
 	// CanaryInterval is how often canary thresholds are checked (default 1s); negative
 	// disables the background check (tests call CheckCanaries).
 	CanaryInterval time.Duration
@@ -107,6 +111,9 @@ func (e *Engine) OpenLive(cfg LiveConfig) (*Live, error) {
 	}
 	if cfg.ShadowQueue <= 0 {
 		cfg.ShadowQueue = 256
+	}
+	if cfg.ShadowCPU <= 0 {
+		cfg.ShadowCPU = 0.1
 	}
 	if cfg.CanaryInterval == 0 {
 		cfg.CanaryInterval = time.Second
@@ -186,7 +193,6 @@ func (lv *Live) Close() error {
 	lv.e.live.CompareAndSwap(lv, nil)
 	close(lv.stop)
 	<-lv.loopDone
-	close(lv.jobs)
 	lv.workers.Wait()
 	for _, s := range lv.tmpl.Load().slots {
 		s.cur.Load().release() // the slot's own reference

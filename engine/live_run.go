@@ -124,7 +124,11 @@ func (s *liveStep) Info() pipeline.StageInfo { return s.v.info }
 func (s *liveStep) Run(env *pipeline.Env, l *pipeline.List) error {
 	var job *shadowJob
 	if s.sample {
-		job = s.lv.snapshot(env, l, s.a, s.shadow)
+		if s.lv.queueFull() {
+			s.lv.drop(s.a, s.shadow) // do not copy what would be dropped
+		} else {
+			job = s.lv.snapshot(env, l, s.a, s.shadow)
+		}
 	}
 	t0 := time.Now()
 	err := s.v.stage.Run(env, l)

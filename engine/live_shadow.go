@@ -67,26 +67,36 @@ func (lv *Live) snapshot(env *pipeline.Env, l *pipeline.List, a *assignment, dra
 	return j
 }
 
-// enqueue offers j to the shadow workers, dropping (and counting) it when the queue is
-// full. It never blocks.
-func (lv *Live) enqueue(j *shadowJob) {
-	a := j.a
-	for i, p := range a.shadowP {
-		if j.draw < p {
-			a.pairs[i].Sampled()
-		}
-	}
-	select {
-	case lv.jobs <- j:
-		return
-	default:
-	}
+// queueFull reports whether the shadow queue is full, so that a sampled request can drop
+// its shadow work before copying anything.
+func (lv *Live) queueFull() bool { return len(lv.jobs) == cap(lv.jobs) }
+
+// drop counts a sampled request whose shadow work was dropped.
+func (lv *Live) drop(a *assignment, draw uint64) {
 	lv.dropped.Add(1)
 	for i, p := range a.shadowP {
-		if j.draw < p {
+		if draw < p {
+			a.pairs[i].Sampled()
 			a.pairs[i].Dropped()
 		}
 	}
+}
+
+// enqueue offers j to the shadow workers, dropping (and counting) it when the queue is
+// full. It never blocks.
+func (lv *Live) enqueue(j *shadowJob) {
+	a, draw := j.a, j.draw // j belongs to the worker once sent
+	select {
+	case lv.jobs <- j:
+		for i, p := range a.shadowP {
+			if draw < p {
+				a.pairs[i].Sampled()
+			}
+		}
+		return
+	default:
+	}
+	lv.drop(a, draw)
 	lv.putJob(j)
 }
 
@@ -97,37 +107,86 @@ func (lv *Live) putJob(j *shadowJob) {
 	shadowJobs.Put(j)
 }
 
-// shadowWorker runs queued jobs until the queue is closed.
+// shadowIdle is how long an idle shadow worker sleeps before looking at the queue again.
+// The worker never blocks on the queue itself: a request handing over a job to a blocked
+// receiver would have to wake it (a futex call on the request path); sleeping on a timer
+// keeps the hand-over a plain copy into the channel's buffer.
+const shadowIdle = time.Millisecond
+
+// shadowWorker runs queued jobs until the queue is closed, spending at most its share of
+// LiveConfig.ShadowCPU: after each job it owes (took / share - took) of idle time, and
+// sleeps once the debt reaches shadowIdle. While it sleeps the queue fills and requests
+// drop their shadow work (counted) instead of competing for the CPU.
 func (lv *Live) shadowWorker() {
 	defer lv.workers.Done()
 	var (
 		work    pipeline.List
 		scratch compare.Scratch
+		debt    time.Duration
 	)
-	for j := range lv.jobs {
-		a := j.a
-		for i, v := range a.shadows {
-			if j.draw >= a.shadowP[i] {
-				continue
-			}
-			work.IDs = append(work.IDs[:0], j.in.IDs...)
-			work.Scores = append(work.Scores[:0], j.in.Scores...)
-			work.Retrieval = append(work.Retrieval[:0], j.in.Retrieval...)
-			work.Sources = append(work.Sources[:0], j.in.Sources...)
-			t0 := time.Now()
-			err := runShadow(v.stage, &j.env, &work)
-			now := time.Now()
-			run := compare.Run{Took: now.Sub(t0), Fault: isFault(err), FellBack: err != nil}
-			v.win.Record(now, run)
-			ok := err == nil && j.champOK
-			var res compare.Result
-			if ok {
-				res = compare.Compare(j.champ, compare.Ranking{IDs: work.IDs, Scores: work.Scores}, j.env.Request.K, &scratch)
-			}
-			a.pairs[i].Add(j.champRun, run, res, ok)
+	share := lv.cfg.ShadowCPU / float64(lv.cfg.ShadowWorkers)
+	idle := time.NewTimer(shadowIdle)
+	defer idle.Stop()
+	for {
+		var j *shadowJob
+		select {
+		case j = <-lv.jobs:
+		default:
 		}
-		lv.putJob(j)
+		if j == nil {
+			select {
+			case <-lv.stop:
+				// Drain what is left without running it: Close releases the assignments.
+				for {
+					select {
+					case j := <-lv.jobs:
+						lv.putJob(j)
+					default:
+						return
+					}
+				}
+			case <-idle.C:
+				idle.Reset(shadowIdle)
+			}
+			continue
+		}
+		t0 := time.Now()
+		lv.runJob(j, &work, &scratch)
+		if share < 1 {
+			took := time.Since(t0)
+			debt += time.Duration(float64(took) * (1/share - 1))
+			if debt >= shadowIdle {
+				time.Sleep(debt)
+				debt = 0
+			}
+		}
 	}
+}
+
+// runJob runs the sampled challengers of one job and records the comparisons.
+func (lv *Live) runJob(j *shadowJob, work *pipeline.List, scratch *compare.Scratch) {
+	a := j.a
+	for i, v := range a.shadows {
+		if j.draw >= a.shadowP[i] {
+			continue
+		}
+		work.IDs = append(work.IDs[:0], j.in.IDs...)
+		work.Scores = append(work.Scores[:0], j.in.Scores...)
+		work.Retrieval = append(work.Retrieval[:0], j.in.Retrieval...)
+		work.Sources = append(work.Sources[:0], j.in.Sources...)
+		t0 := time.Now()
+		err := runShadow(v.stage, &j.env, work)
+		now := time.Now()
+		run := compare.Run{Took: now.Sub(t0), Fault: isFault(err), FellBack: err != nil}
+		v.win.Record(now, run)
+		ok := err == nil && j.champOK
+		var res compare.Result
+		if ok {
+			res = compare.Compare(j.champ, compare.Ranking{IDs: work.IDs, Scores: work.Scores}, j.env.Request.K, scratch)
+		}
+		a.pairs[i].Add(j.champRun, run, res, ok)
+	}
+	lv.putJob(j)
 }
 
 // runShadow runs a challenger's stage, turning a panic of a native stage into an error as

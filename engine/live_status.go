@@ -147,10 +147,12 @@ type ChallengerComparison struct {
 
 // ShadowQueueStatus describes the shadow queue.
 type ShadowQueueStatus struct {
-	Len     int    `json:"len"`
-	Cap     int    `json:"cap"`
-	Workers int    `json:"workers"`
-	Dropped uint64 `json:"dropped"`
+	Len     int `json:"len"`
+	Cap     int `json:"cap"`
+	Workers int `json:"workers"`
+	// CPUShare is the share of one core the workers may use (LiveConfig.ShadowCPU).
+	CPUShare float64 `json:"cpu_share"`
+	Dropped  uint64  `json:"dropped"`
 }
 
 // Compare returns the comparison statistics of the named stage.
@@ -189,7 +191,7 @@ func (lv *Live) Compare(name string) (CompareStatus, error) {
 
 // ShadowQueue returns the state of the shadow queue.
 func (lv *Live) ShadowQueue() ShadowQueueStatus {
-	return ShadowQueueStatus{Len: len(lv.jobs), Cap: cap(lv.jobs), Workers: lv.cfg.ShadowWorkers, Dropped: lv.dropped.Load()}
+	return ShadowQueueStatus{Len: len(lv.jobs), Cap: cap(lv.jobs), Workers: lv.cfg.ShadowWorkers, CPUShare: lv.cfg.ShadowCPU, Dropped: lv.dropped.Load()}
 }
 
 // AppendMetrics appends the live operations' metrics in the Prometheus text format:
