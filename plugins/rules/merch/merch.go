@@ -265,86 +265,21 @@ func (r *Rules) applyCap(codes []int32, out Output) {
 		r.head = make([]int32, maxCode+1)
 	}
 	cnt, head, next := r.slotCnt, r.head, r.next
-	mask := uint32(len(slots) - 1)
-	lo := math.Inf(1)
-	for i, code := range codes {
-		if out.Keep[i] == 0 {
-			continue
-		}
-		if s := float64(scores[i]); s < lo {
-			lo = s
-		}
-		if code < 0 || out.Pin[i] >= 0 {
-			continue
-		}
-		h := code
-		if !direct {
-			u := (uint32(code) * 0x9E3779B1) & mask
-			for slots[u] != code+1 && slots[u] != 0 {
-				u = (u + 1) & mask
-			}
-			slots[u] = code + 1
-			h = int32(u)
-		}
-		if cnt[h] == 0 {
-			used[nused] = h
-			nused++
-			head[h] = -1
-		}
-		cnt[h]++
-		next[i], head[h] = head[h], int32(i)
+	lo := lowest(scores, out.Keep)
+	if direct {
+		nused = countDirect(codes, out.Keep, out.Pin, cnt, head, next, used)
+	} else {
+		nused = countHashed(codes, out.Keep, out.Pin, slots, cnt, head, next, used)
 	}
-	// Values with more than capMax members: push each member into the value's heap; a full
-	// heap keeps the best. inCap is only meaningful for these members.
+	// Values with more than capMax members: keep the best capMax of each (inCap is only
+	// meaningful for their members).
 	capMax := int32(c.capMax)
 	over, nover := r.over[:n], 0
-	heap := r.heap[:capMax]
 	for _, h := range used[:nused] {
 		if cnt[h] > capMax {
 			over[nover] = h
 			nover++
-			fill := int32(0)
-			inCap := r.inCap
-			for i := head[h]; i >= 0; i = next[i] {
-				if fill < capMax {
-					j := fill // sift up
-					for j > 0 {
-						p := (j - 1) / 2
-						if !better(scores, heap[p], i) {
-							break
-						}
-						heap[j] = heap[p]
-						j = p
-					}
-					heap[j] = i
-					inCap[i] = true
-					fill++
-					continue
-				}
-				if !better(scores, i, heap[0]) {
-					inCap[i] = false
-					continue
-				}
-				inCap[heap[0]] = false
-				inCap[i] = true
-				j := int32(0) // replace the root and sift down
-				for {
-					l := 2*j + 1
-					if l >= capMax {
-						break
-					}
-					w := l
-					if rr := l + 1; rr < capMax && better(scores, heap[l], heap[rr]) {
-						w = rr
-					}
-					if !better(scores, i, heap[w]) {
-						break
-					}
-					heap[j] = heap[w]
-					j = w
-				}
-				heap[j] = i
-			}
+			best(head[h], next, r.heap[:capMax], scores, r.inCap)
 		}
 		cnt[h] = 0 // the counters are zero between calls
 		if !direct {
@@ -354,22 +289,15 @@ func (r *Rules) applyCap(codes []int32, out Output) {
 	if nover == 0 {
 		return
 	}
-	over = over[:nover]
 	// Push (the default) or drop the members that are not within their value's cap. A push
 	// moves them below every kept candidate, keeping their order: subtract the distance from
 	// the highest of them to the lowest kept score, plus 1.
-	hi := math.Inf(-1)
-	for _, h := range over {
-		for i := head[h]; i >= 0; i = next[i] {
-			if !r.inCap[i] {
-				if s := float64(scores[i]); s > hi {
-					hi = s
-				}
-			}
-		}
+	hi := float32(math.Inf(-1))
+	for _, h := range over[:nover] {
+		hi = highestOut(head[h], next, scores, r.inCap, hi)
 	}
-	shift := hi - lo + 1
-	for _, h := range over {
+	shift := float64(hi) - lo + 1
+	for _, h := range over[:nover] {
 		for i := head[h]; i >= 0; i = next[i] {
 			if r.inCap[i] {
 				continue
@@ -381,6 +309,120 @@ func (r *Rules) applyCap(codes []int32, out Output) {
 			}
 		}
 	}
+}
+
+// best walks one value's member list from first and marks in inCap the len(heap) best by
+// score (ties to the lower index), with a min-heap of them (worst on top).
+func best(first int32, next, heap []int32, scores []float32, inCap []bool) {
+	capMax := int32(len(heap))
+	fill := int32(0)
+	for i := first; i >= 0; i = next[i] {
+		if fill < capMax {
+			j := fill // sift up
+			for j > 0 {
+				p := (j - 1) / 2
+				if !better(scores, heap[p], i) {
+					break
+				}
+				heap[j] = heap[p]
+				j = p
+			}
+			heap[j] = i
+			inCap[i] = true
+			fill++
+			continue
+		}
+		if !better(scores, i, heap[0]) {
+			inCap[i] = false
+			continue
+		}
+		inCap[heap[0]] = false
+		inCap[i] = true
+		j := int32(0) // replace the root and sift down
+		for {
+			l := 2*j + 1
+			if l >= capMax {
+				break
+			}
+			w := l
+			if rr := l + 1; rr < capMax && better(scores, heap[l], heap[rr]) {
+				w = rr
+			}
+			if !better(scores, i, heap[w]) {
+				break
+			}
+			heap[j] = heap[w]
+			j = w
+		}
+		heap[j] = i
+	}
+}
+
+// highestOut returns the highest score, at least hi, of the members of the list from first
+// that are not within the cap.
+func highestOut(first int32, next []int32, scores []float32, inCap []bool, hi float32) float32 {
+	for i := first; i >= 0; i = next[i] {
+		if !inCap[i] && scores[i] > hi {
+			hi = scores[i]
+		}
+	}
+	return hi
+}
+
+// lowest returns the lowest score of the kept candidates.
+func lowest(scores []float32, keep []uint8) float64 {
+	lo := float32(math.Inf(1))
+	for i, s := range scores {
+		if keep[i] != 0 && s < lo {
+			lo = s
+		}
+	}
+	return float64(lo)
+}
+
+// countDirect counts the kept, unpinned candidates with a value per value, using codes as
+// slots, links each value's members (head, next) and lists the slots used; it returns how
+// many. Its own function, so that the Go Wasm backend keeps its few variables in locals.
+func countDirect(codes []int32, keep []uint8, pin []int32, cnt, head, next, used []int32) int {
+	nused := 0
+	for i, code := range codes {
+		if code < 0 || keep[i] == 0 || pin[i] >= 0 {
+			continue
+		}
+		if cnt[code] == 0 {
+			used[nused] = code
+			nused++
+			head[code] = -1
+		}
+		cnt[code]++
+		next[i], head[code] = head[code], int32(i)
+	}
+	return nused
+}
+
+// countHashed is countDirect with slots from an open-addressing table of attribute code + 1.
+func countHashed(codes []int32, keep []uint8, pin []int32, slots, cnt, head, next, used []int32) int {
+	nused := 0
+	mask := uint32(len(slots) - 1)
+	for i, code := range codes {
+		if code < 0 || keep[i] == 0 || pin[i] >= 0 {
+			continue
+		}
+		u := (uint32(code) * 0x9E3779B1) & mask
+		for slots[u] != code+1 && slots[u] != 0 {
+			u = (u + 1) & mask
+		}
+		slots[u] = code + 1
+		h := int32(u)
+		if cnt[h] == 0 {
+			used[nused] = h
+			nused++
+			head[h] = -1
+		}
+		cnt[h]++
+		next[i], head[h] = head[h], int32(i)
+	}
+	return nused
 }
 
 // clamp keeps a score finite, as the engine requires.
