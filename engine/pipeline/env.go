@@ -55,37 +55,28 @@ func (env *Env) Reset() {
 }
 
 // SparseScores holds scores for a few items of a request, looked up by dense id in O(1).
-// Reset is O(1) too. It is not goroutine-safe.
+// Its memory follows the number of entries, not the catalog; Reset is O(1). It is not
+// goroutine-safe.
 type SparseScores struct {
-	set  marks.Set
-	vals []float32
-	ids  []uint32
+	m   marks.Map
+	ids []uint32
 }
 
 // Reset empties the scores.
 func (s *SparseScores) Reset() {
-	s.set.Reset(0)
+	s.m.Reset(0)
 	s.ids = s.ids[:0]
 }
 
 // Put sets the score of id.
 func (s *SparseScores) Put(id uint32, v float32) {
-	if int(id) >= len(s.vals) {
-		s.vals = append(s.vals, make([]float32, int(id)-len(s.vals)+1+len(s.vals)/4)...)
-	}
-	if s.set.Set(id) {
+	if s.m.Put(id, v) {
 		s.ids = append(s.ids, id)
 	}
-	s.vals[id] = v
 }
 
 // Get returns the score of id and whether it has one.
-func (s *SparseScores) Get(id uint32) (float32, bool) {
-	if !s.set.Has(id) {
-		return 0, false
-	}
-	return s.vals[id], true
-}
+func (s *SparseScores) Get(id uint32) (float32, bool) { return s.m.Get(id) }
 
 // IDs returns the ids that have a score, in the order they were first put.
 func (s *SparseScores) IDs() []uint32 { return s.ids }

@@ -320,7 +320,7 @@ func (l *List) copyFrom(src *List) {
 // Enforce applies what no stage may break: excluded, deleted and unavailable items are
 // dropped, each id appears once (its first place wins), and at most K remain.
 func Enforce(env *Env, l *List) {
-	env.seen.Reset(env.Items.ItemCap())
+	env.seen.Reset(len(env.Request.Exclude) + l.Len())
 	for _, id := range env.Request.Exclude {
 		env.seen.Set(id)
 	}

@@ -130,8 +130,11 @@ func (r *Retriever) Query(user *features.UserRow, sig *Signals, s *Scratch, dst 
 // without one, co-visited items by their co-visitation score and the others by relative
 // popularity.
 func (r *Retriever) Retrieve(req *pipeline.Request, q []float32, src pipeline.Source, cov *pipeline.SparseScores, s *Scratch, l *pipeline.List) {
-	n := r.cat.ItemCap()
-	s.seen.Reset(n)
+	hint := len(req.Exclude) + r.cfg.ANN + r.cfg.Popular
+	if cov != nil {
+		hint += len(cov.IDs())
+	}
+	s.seen.Reset(hint)
 	for _, id := range req.Exclude {
 		s.seen.Set(id)
 	}
