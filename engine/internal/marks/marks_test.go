@@ -14,7 +14,7 @@ func TestSet(t *testing.T) {
 	if !s.Set(2) || s.Set(2) || !s.Has(2) || s.Has(3) {
 		t.Fatal("set/has wrong")
 	}
-	if !s.Set(1 << 30) || !s.Has(1<<30) {
+	if !s.Set(1<<30) || !s.Has(1<<30) {
 		t.Fatal("large id")
 	}
 	s.Reset(4)
