@@ -121,7 +121,7 @@ func BenchmarkRankHandler(b *testing.B) {
 //	PODIUM_BENCH=1 go test ./bench -run TestRankLoad -v -timeout 30m
 //
 // PODIUM_BENCH_SECONDS sets the measured seconds per run (default 10) and
-// PODIUM_BENCH_CONC a comma-free single concurrency to add beside 2 and 32.
+// PODIUM_BENCH_CONC one concurrency to run instead of 2 and 32.
 func TestRankLoad(t *testing.T) {
 	if os.Getenv("PODIUM_BENCH") == "" {
 		t.Skip("measurement; run with PODIUM_BENCH=1")
@@ -148,7 +148,7 @@ func TestRankLoad(t *testing.T) {
 	secs := time.Duration(envInt("PODIUM_BENCH_SECONDS", 10)) * time.Second
 	concs := []int{2, 32}
 	if c := envInt("PODIUM_BENCH_CONC", 0); c > 0 {
-		concs = append(concs, c)
+		concs = []int{c}
 	}
 	fmt.Println(loadgen.MarkdownHeader())
 	for _, c := range concs {
