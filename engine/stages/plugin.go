@@ -1,9 +1,10 @@
 package stages
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"sync"
 
 	"github.com/podium-rank/podium/engine/catalog"
@@ -41,14 +42,15 @@ type PluginStage struct {
 }
 
 type pluginScratch struct {
-	in    plugin.Input
-	out   plugin.Output
-	s     Scratch
-	ai    []int
-	sids  []string
-	order []int32
-	rows  []ruleRow
-	tmp   pipeline.List
+	in     plugin.Input
+	out    plugin.Output
+	s      Scratch
+	ai     []int
+	sids   []string
+	order  []int32
+	listed []bool
+	rows   []ruleRow
+	tmp    pipeline.List
 }
 
 // KindOf maps an ABI kind to a pipeline kind.
@@ -180,7 +182,7 @@ func (st *PluginStage) apply(l *pipeline.List, sc *pluginScratch) error {
 	case pipeline.KindRules:
 		ApplyRules(l, out.Scores, out.Keep, out.Pin, &sc.rows, &sc.order, &sc.tmp)
 	case pipeline.KindDiversity:
-		ApplyOrder(l, out.Order, &sc.order, &sc.tmp)
+		ApplyOrder(l, out.Order, &sc.order, &sc.listed, &sc.tmp)
 	}
 	return nil
 }
@@ -188,73 +190,75 @@ func (st *PluginStage) apply(l *pipeline.List, sc *pluginScratch) error {
 // ApplyRules applies a rules stage's outputs to l: dropped candidates leave, the rest are
 // ordered by score (descending; ties by input position), then each pinned candidate moves
 // to its position (pins past the end go last; two pins on one position keep input order).
+// rows and order are scratch, reused between calls.
 func ApplyRules(l *pipeline.List, scores []float32, keep []bool, pin []int32, rows *[]ruleRow, order *[]int32, tmp *pipeline.List) {
-	r := (*rows)[:0]
+	free := (*rows)[:0]
 	for i := range l.IDs {
-		if keep[i] {
-			r = append(r, ruleRow{idx: int32(i), score: scores[i], pin: pin[i]})
+		if keep[i] && pin[i] < 0 {
+			free = append(free, ruleRow{idx: int32(i), score: scores[i], pin: -1})
 		}
 	}
-	*rows = r
-	sort.SliceStable(r, func(a, b int) bool {
-		if r[a].score != r[b].score {
-			return r[a].score > r[b].score
+	nfree := len(free)
+	for i := range l.IDs {
+		if keep[i] && pin[i] >= 0 {
+			free = append(free, ruleRow{idx: int32(i), score: scores[i], pin: pin[i]})
 		}
-		return r[a].idx < r[b].idx
+	}
+	*rows = free
+	pinned := free[nfree:]
+	free = free[:nfree]
+	slices.SortStableFunc(free, func(a, b ruleRow) int {
+		if a.score != b.score {
+			if a.score > b.score {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.idx, b.idx)
 	})
-	// Free rows in score order, pinned rows by (pin, input position).
+	slices.SortStableFunc(pinned, func(a, b ruleRow) int {
+		if a.pin != b.pin {
+			return cmp.Compare(a.pin, b.pin)
+		}
+		return cmp.Compare(a.idx, b.idx)
+	})
 	o := (*order)[:0]
-	var pinned []ruleRow
-	free := r[:0:0]
-	for _, x := range r {
-		if x.pin >= 0 {
-			pinned = append(pinned, x)
-		} else {
-			free = append(free, x)
-		}
-	}
-	sort.SliceStable(pinned, func(a, b int) bool {
-		if pinned[a].pin != pinned[b].pin {
-			return pinned[a].pin < pinned[b].pin
-		}
-		return pinned[a].idx < pinned[b].idx
-	})
-	fi, pi := 0, 0
-	for pos := int32(0); len(o) < len(r); pos++ {
-		if pi < len(pinned) && pinned[pi].pin <= pos {
+	fi, pi, total := 0, 0, len(free)+len(pinned)
+	for pos := int32(0); len(o) < total; pos++ {
+		switch {
+		case pi < len(pinned) && pinned[pi].pin <= pos:
 			o = append(o, pinned[pi].idx)
 			pi++
-			continue
-		}
-		if fi < len(free) {
+		case fi < len(free):
 			o = append(o, free[fi].idx)
 			fi++
-			continue
+		default:
+			o = append(o, pinned[pi].idx)
+			pi++
 		}
-		o = append(o, pinned[pi].idx)
-		pi++
 	}
 	*order = o
-	for i := range l.Scores {
-		l.Scores[i] = scores[i]
-	}
+	copy(l.Scores, scores)
 	l.Permute(o, tmp)
 }
 
 // ApplyOrder applies a diversity stage's order: the listed candidates first, in that order,
-// then the unlisted ones in their input order.
-func ApplyOrder(l *pipeline.List, first []int32, order *[]int32, tmp *pipeline.List) {
+// then the unlisted ones in their input order. order and listed are scratch.
+func ApplyOrder(l *pipeline.List, first []int32, order *[]int32, listed *[]bool, tmp *pipeline.List) {
 	n := l.Len()
 	o := append((*order)[:0], first...)
-	listed := make([]bool, n)
+	mark := (*listed)[:0]
+	for i := 0; i < n; i++ {
+		mark = append(mark, false)
+	}
 	for _, i := range first {
-		listed[i] = true
+		mark[i] = true
 	}
 	for i := 0; i < n; i++ {
-		if !listed[i] {
+		if !mark[i] {
 			o = append(o, int32(i))
 		}
 	}
-	*order = o
+	*order, *listed = o, mark
 	l.Permute(o, tmp)
 }
