@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -107,11 +108,13 @@ func (lv *Live) putJob(j *shadowJob) {
 	shadowJobs.Put(j)
 }
 
-// shadowIdle is how long an idle shadow worker sleeps before looking at the queue again.
-// The worker never blocks on the queue itself: a request handing over a job to a blocked
-// receiver would have to wake it (a futex call on the request path); sleeping on a timer
-// keeps the hand-over a plain copy into the channel's buffer.
-const shadowIdle = time.Millisecond
+// shadowIdle is how long an idle shadow worker sleeps before looking at the queue again,
+// and the smallest sleep the CPU budget imposes. The worker never blocks on the queue
+// itself: a request handing over a job to a blocked receiver would have to wake it (a
+// futex call on the request path); sleeping on a timer keeps the hand-over a plain copy
+// into the channel's buffer. Sleeping in quanta of milliseconds, not after every job,
+// keeps the timer wake-ups to a few hundred per second (each costs a thread wake-up).
+const shadowIdle = 5 * time.Millisecond
 
 // shadowWorker runs queued jobs until the queue is closed, spending at most its share of
 // LiveConfig.ShadowCPU: after each job it owes (took / share - took) of idle time, and
@@ -152,6 +155,9 @@ func (lv *Live) shadowWorker() {
 		}
 		t0 := time.Now()
 		lv.runJob(j, &work, &scratch)
+		// Let waiting request goroutines run between jobs: a burst of shadow jobs must not
+		// hold a P for longer than one job.
+		runtime.Gosched()
 		if share < 1 {
 			took := time.Since(t0)
 			debt += time.Duration(float64(took) * (1/share - 1))
