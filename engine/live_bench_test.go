@@ -2,10 +2,10 @@ package engine
 
 import (
 	"context"
-	"sync/atomic"
-	"syscall"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
