@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,14 +37,21 @@ type Config struct {
 	ReadTimeout, WriteTimeout time.Duration
 	// Concurrency bounds concurrent connections (default 64k).
 	Concurrency int
+	// MaxRanking bounds the /v1/rank requests ranking at once (default GOMAXPROCS); the
+	// others wait their turn. Ranking is CPU-bound, so running more at once than there are
+	// cores only interleaves them: every request gets slower and their working sets (ANN
+	// visited sets, candidate lists) evict each other from the cache. RATIONALE.md, "Why
+	// admit only as many rank requests as cores?".
+	MaxRanking int
 }
 
 // Server serves one Engine. It is goroutine-safe.
 type Server struct {
-	e    *engine.Engine
-	cfg  Config
-	srv  *fasthttp.Server
-	pool sync.Pool
+	e     *engine.Engine
+	cfg   Config
+	srv   *fasthttp.Server
+	pool  sync.Pool
+	slots chan struct{}
 }
 
 // New returns a server for e.
@@ -63,7 +71,10 @@ func New(e *engine.Engine, cfg Config) *Server {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 30 * time.Second
 	}
-	s := &Server{e: e, cfg: cfg}
+	if cfg.MaxRanking <= 0 {
+		cfg.MaxRanking = runtime.GOMAXPROCS(0)
+	}
+	s := &Server{e: e, cfg: cfg, slots: make(chan struct{}, cfg.MaxRanking)}
 	s.pool.New = func() any { return &reqState{} }
 	s.srv = &fasthttp.Server{
 		Handler:               s.Handle,
@@ -304,7 +315,9 @@ func (s *Server) rank(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, CodeInvalidArgument, msg)
 		return
 	}
+	s.slots <- struct{}{}
 	r, err := s.e.Rank(&st.req)
+	<-s.slots
 	if err != nil {
 		var re *engine.RequestError
 		if errors.As(err, &re) {
