@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -108,64 +107,72 @@ func (lv *Live) putJob(j *shadowJob) {
 	shadowJobs.Put(j)
 }
 
-// shadowIdle is how long an idle shadow worker sleeps before looking at the queue again,
-// and the smallest sleep the CPU budget imposes. The worker never blocks on the queue
-// itself: a request handing over a job to a blocked receiver would have to wake it (a
-// futex call on the request path); sleeping on a timer keeps the hand-over a plain copy
-// into the channel's buffer. Sleeping in quanta of milliseconds, not after every job,
-// keeps the timer wake-ups to a few hundred per second (each costs a thread wake-up).
-const shadowIdle = 5 * time.Millisecond
+// shadowIdle is how long an idle shadow worker sleeps before looking at the queue again.
+// The worker never blocks on the queue itself: a request handing over a job to a blocked
+// receiver would have to wake it (a futex call on the request path); sleeping on a timer
+// keeps the hand-over a plain copy into the channel's buffer.
+const shadowIdle = time.Millisecond
 
-// shadowWorker runs queued jobs until the queue is closed, spending at most its share of
-// LiveConfig.ShadowCPU: after each job it owes (took / share - took) of idle time, and
-// sleeps once the debt reaches shadowIdle. While it sleeps the queue fills and requests
-// drop their shadow work (counted) instead of competing for the CPU.
+// shadowBurst bounds how long a worker runs jobs back to back before it sleeps. While a
+// goroutine keeps a P busy, that P does not poll the network (runtime.Gosched goes
+// straight back to the worker through the global run queue), so a long burst delays the
+// requests arriving meanwhile by its length; short bursts and real sleeps bound that.
+const shadowBurst = 100 * time.Microsecond
+
+// shadowWorker runs queued jobs until Close, spending at most its share of
+// LiveConfig.ShadowCPU: after each job it owes (took / share - took) of sleep, paid at the
+// latest when a burst reaches shadowBurst. While it sleeps the queue fills and requests
+// drop their shadow work (counted) instead of competing for the CPU. See RATIONALE.md,
+// "Why a bounded shadow queue that drops, a CPU budget, and no wake-ups?".
 func (lv *Live) shadowWorker() {
 	defer lv.workers.Done()
 	var (
 		work    pipeline.List
 		scratch compare.Scratch
 		debt    time.Duration
+		burst   time.Duration
 	)
-	share := lv.cfg.ShadowCPU / float64(lv.cfg.ShadowWorkers)
-	idle := time.NewTimer(shadowIdle)
-	defer idle.Stop()
+	share := min(lv.cfg.ShadowCPU/float64(lv.cfg.ShadowWorkers), 1)
+	timer := time.NewTimer(shadowIdle)
+	defer timer.Stop()
+	sleep := func(d time.Duration) bool {
+		timer.Reset(d)
+		select {
+		case <-lv.stop:
+			// Drop what is left without running it: Close releases the assignments.
+			for {
+				select {
+				case j := <-lv.jobs:
+					lv.putJob(j)
+				default:
+					return false
+				}
+			}
+		case <-timer.C:
+			return true
+		}
+	}
+	<-timer.C
 	for {
 		var j *shadowJob
-		select {
-		case j = <-lv.jobs:
-		default:
+		if burst < shadowBurst {
+			select {
+			case j = <-lv.jobs:
+			default:
+			}
 		}
 		if j == nil {
-			select {
-			case <-lv.stop:
-				// Drain what is left without running it: Close releases the assignments.
-				for {
-					select {
-					case j := <-lv.jobs:
-						lv.putJob(j)
-					default:
-						return
-					}
-				}
-			case <-idle.C:
-				idle.Reset(shadowIdle)
+			if !sleep(max(shadowIdle, debt)) {
+				return
 			}
+			debt, burst = 0, 0
 			continue
 		}
 		t0 := time.Now()
 		lv.runJob(j, &work, &scratch)
-		// Let waiting request goroutines run between jobs: a burst of shadow jobs must not
-		// hold a P for longer than one job.
-		runtime.Gosched()
-		if share < 1 {
-			took := time.Since(t0)
-			debt += time.Duration(float64(took) * (1/share - 1))
-			if debt >= shadowIdle {
-				time.Sleep(debt)
-				debt = 0
-			}
-		}
+		took := time.Since(t0)
+		burst += took
+		debt += time.Duration(float64(took) * (1/share - 1))
 	}
 }
 
