@@ -51,6 +51,11 @@ type LiveConfig struct {
 	// 0.1; 1 or more: no limit). Shadow work beyond it waits in the queue, then is
 	// dropped and counted, so that shadows never take more than this from requests.
 	ShadowCPU float64
+	// ShadowMinIdle is the share of the machine's CPU that must have been idle over the
+	// last 100 ms for shadow work to run (default 0.4; negative: no such condition), so
+	// that shadows use idle CPU rather than the requests'. Read from /proc/stat; where it
+	// cannot be read, only ShadowCPU applies.
+	ShadowMinIdle float64
 	// CanaryInterval is how often canary thresholds are checked (default 1s); negative
 	// disables the background check (tests call CheckCanaries).
 	CanaryInterval time.Duration
@@ -114,6 +119,9 @@ func (e *Engine) OpenLive(cfg LiveConfig) (*Live, error) {
 	}
 	if cfg.ShadowCPU <= 0 {
 		cfg.ShadowCPU = 0.1
+	}
+	if cfg.ShadowMinIdle == 0 {
+		cfg.ShadowMinIdle = 0.4
 	}
 	if cfg.CanaryInterval == 0 {
 		cfg.CanaryInterval = time.Second

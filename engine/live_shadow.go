@@ -119,10 +119,11 @@ const shadowIdle = time.Millisecond
 // requests arriving meanwhile by its length; short bursts and real sleeps bound that.
 const shadowBurst = 100 * time.Microsecond
 
-// shadowWorker runs queued jobs until Close, spending at most its share of
-// LiveConfig.ShadowCPU: after each job it owes (took / share - took) of sleep, paid at the
-// latest when a burst reaches shadowBurst. While it sleeps the queue fills and requests
-// drop their shadow work (counted) instead of competing for the CPU. See RATIONALE.md,
+// shadowWorker runs queued jobs until Close, while the machine has idle CPU
+// (LiveConfig.ShadowMinIdle) and within its share of LiveConfig.ShadowCPU: after each job
+// it owes (took / share - took) of sleep, paid at the latest when a burst reaches
+// shadowBurst. While it sleeps the queue fills and requests drop their shadow work
+// (counted) instead of competing for the CPU. See RATIONALE.md,
 // "Why a bounded shadow queue that drops, a CPU budget, and no wake-ups?".
 func (lv *Live) shadowWorker() {
 	defer lv.workers.Done()
@@ -133,6 +134,7 @@ func (lv *Live) shadowWorker() {
 		burst   time.Duration
 	)
 	share := min(lv.cfg.ShadowCPU/float64(lv.cfg.ShadowWorkers), 1)
+	gate := newIdleGate(lv.cfg.ShadowMinIdle)
 	timer := time.NewTimer(shadowIdle)
 	defer timer.Stop()
 	sleep := func(d time.Duration) bool {
@@ -155,7 +157,7 @@ func (lv *Live) shadowWorker() {
 	<-timer.C
 	for {
 		var j *shadowJob
-		if burst < shadowBurst {
+		if burst < shadowBurst && gate.open(time.Now()) {
 			select {
 			case j = <-lv.jobs:
 			default:

@@ -150,8 +150,10 @@ type ShadowQueueStatus struct {
 	Len     int `json:"len"`
 	Cap     int `json:"cap"`
 	Workers int `json:"workers"`
-	// CPUShare is the share of one core the workers may use (LiveConfig.ShadowCPU).
+	// CPUShare is the share of one core the workers may use (LiveConfig.ShadowCPU), and
+	// MinIdle the machine idle share they wait for (LiveConfig.ShadowMinIdle).
 	CPUShare float64 `json:"cpu_share"`
+	MinIdle  float64 `json:"min_idle"`
 	Dropped  uint64  `json:"dropped"`
 }
 
@@ -191,7 +193,7 @@ func (lv *Live) Compare(name string) (CompareStatus, error) {
 
 // ShadowQueue returns the state of the shadow queue.
 func (lv *Live) ShadowQueue() ShadowQueueStatus {
-	return ShadowQueueStatus{Len: len(lv.jobs), Cap: cap(lv.jobs), Workers: lv.cfg.ShadowWorkers, CPUShare: lv.cfg.ShadowCPU, Dropped: lv.dropped.Load()}
+	return ShadowQueueStatus{Len: len(lv.jobs), Cap: cap(lv.jobs), Workers: lv.cfg.ShadowWorkers, CPUShare: lv.cfg.ShadowCPU, MinIdle: lv.cfg.ShadowMinIdle, Dropped: lv.dropped.Load()}
 }
 
 // AppendMetrics appends the live operations' metrics in the Prometheus text format:

@@ -49,6 +49,9 @@ func openLive(t testing.TB, e *Engine, dir string, cfg LiveConfig) *Live {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ShadowMinIdle == 0 {
+		cfg.ShadowMinIdle = -1 // tests run beside others: do not wait for an idle machine
+	}
 	lv, err := e.OpenLive(cfg)
 	must(t, err)
 	t.Cleanup(func() { lv.Close(); e.Close() })
@@ -486,4 +489,16 @@ func TestLiveMemoryAfterSwaps(t *testing.T) {
 	t.Logf("heap in use after 20 swaps %.1f MiB, after 220 %.1f MiB", float64(before)/(1<<20), float64(after)/(1<<20))
 	check(t, after < before+4<<20, "heap grew from %d to %d bytes over 200 swaps", before, after)
 	check(t, lv.Registry().Modules().Held == 1, "modules %+v", lv.Registry().Modules())
+}
+
+func TestIdleGate(t *testing.T) {
+	if _, total, broken := readCPU(); broken || total == 0 {
+		t.Skip("no /proc/stat")
+	}
+	off := newIdleGate(-1)
+	check(t, off.open(time.Now()) && off.open(time.Now().Add(time.Hour)), "a disabled gate closed")
+	never := newIdleGate(1.01) // more idle than there can be
+	check(t, never.open(time.Now()), "the gate starts open")
+	time.Sleep(idleWindow + 20*time.Millisecond)
+	check(t, !never.open(time.Now()), "a gate asking for 101%% idle opened")
 }

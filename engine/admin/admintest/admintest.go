@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -59,6 +60,9 @@ func StartWith(t testing.TB, cfg engine.LiveConfig, o Options) *Env {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ShadowMinIdle == 0 && os.Getenv("PODIUM_BENCH") != "1" {
+		cfg.ShadowMinIdle = -1 // tests run beside others: do not wait for an idle machine
 	}
 	lv, err := e.OpenLive(cfg)
 	if err != nil {
