@@ -22,6 +22,7 @@ import (
 	"testing"
 
 	"github.com/podium-rank/podium/engine/plugin"
+	"github.com/podium-rank/podium/sdk/abi"
 	"github.com/podium-rank/podium/sdk/sdktest/fixture"
 )
 
@@ -187,4 +188,31 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// Manifest reads and checks the manifest.json at path, failing the test if it is invalid.
+func Manifest(tb testing.TB, path string) *abi.Manifest {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m, err := abi.ParseManifest(b)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+// EffectiveParams returns the params JSON the host gives a plugin whose manifest is at
+// manifestPath when a stage starts it with params (sdk/ABI.md §2): the manifest's default
+// params overlaid key by key, with "features" and "attributes" set. It is the host's own
+// merge (plugin.MergeParams), so native tests of a plugin see exactly what its Wasm build sees.
+func EffectiveParams(tb testing.TB, manifestPath string, params []byte) []byte {
+	tb.Helper()
+	out, _, _, err := plugin.MergeParams(*Manifest(tb, manifestPath), params)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out
 }
