@@ -3,6 +3,7 @@ package events
 import (
 	"cmp"
 	"fmt"
+	"github.com/podium-rank/podium/engine/internal/jsonw"
 	"maps"
 	"os"
 	"path/filepath"
@@ -95,7 +96,7 @@ func (r *Result) AppendJSON(dst []byte) []byte {
 				dst = append(dst, ',')
 			}
 			first = false
-			dst = strconv.AppendQuote(dst, Type(t).String())
+			dst = jsonw.AppendString(dst, Type(t).String())
 			dst = append(dst, ':')
 			dst = strconv.AppendInt(dst, int64(n), 10)
 		}
@@ -110,12 +111,12 @@ func (r *Result) AppendJSON(dst []byte) []byte {
 		dst = strconv.AppendInt(dst, int64(e.Index), 10)
 		if e.Type != "" {
 			dst = append(dst, `,"type":`...)
-			dst = strconv.AppendQuoteToASCII(dst, e.Type)
+			dst = jsonw.AppendString(dst, e.Type)
 		}
 		dst = append(dst, `,"code":`...)
-		dst = strconv.AppendQuote(dst, e.Code)
+		dst = jsonw.AppendString(dst, e.Code)
 		dst = append(dst, `,"error":`...)
-		dst = strconv.AppendQuoteToASCII(dst, e.Error)
+		dst = jsonw.AppendString(dst, e.Error)
 		dst = append(dst, '}')
 	}
 	dst = append(dst, ']')

@@ -2,6 +2,7 @@ package events
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -481,4 +482,14 @@ func TestItemUpdatesSurviveRestart(t *testing.T) {
 	eq(t, cat.ItemFeature(dense(t, cat, "i4"), col), float32(9.5), "price after a restart")
 	ai, _ := cat.AttributeIndex("color")
 	eq(t, cat.AttributeValue(ai, dense(t, cat, "i4")), "blue", "color after a restart")
+}
+
+// TestResultJSONIsValidForAnyInput: a rejection quoting invalid UTF-8 or control
+// characters from the client still yields valid JSON.
+func TestResultJSONIsValidForAnyInput(t *testing.T) {
+	r := Result{Rejected: 1, Rejections: []Rejection{{Index: 0, Type: "te\xffle\u0001", Code: CodeUnknownType, Error: "unknown type \"te\xffle\" 𝄞"}}}
+	b := r.AppendJSON(nil)
+	if !json.Valid(b) {
+		t.Fatalf("invalid JSON: %s", b)
+	}
 }
