@@ -29,9 +29,9 @@ test-short: wasm
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	@cp go.mod /tmp/podium-go.mod.bak; cp go.sum /tmp/podium-go.sum.bak; \
-	  $(GO) mod tidy; \
-	  if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changes go.mod/go.sum"; git diff -- go.mod go.sum; exit 1; fi
+	@cp go.mod go.sum $${TMPDIR:-/tmp}/; $(GO) mod tidy; \
+	  if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changes go.mod/go.sum:"; git diff -- go.mod go.sum; \
+	    cp $${TMPDIR:-/tmp}/go.mod $${TMPDIR:-/tmp}/go.sum .; exit 1; fi
 
 bench: wasm
 	$(GO) test -run '^$$' -bench . -benchmem ./engine/... ./bench/...
