@@ -162,7 +162,11 @@ func TestLiveHammer(t *testing.T) {
 	for _, v := range vs {
 		known[v[:12]] = true
 	}
-	activate(t, lv, vs[0], "")
+	// The hammer is about swaps, not deadlines: under -race on a loaded CI machine one call
+	// can take longer than the default 20ms, so give the stage room.
+	dl := registry.Duration(5 * time.Second)
+	_, err := lv.SetStage(context.Background(), "rank", StageUpdate{Champion: &registry.Variant{Version: vs[0]}, Deadline: &dl}, "test")
+	must(t, err)
 	stop := make(chan struct{})
 	var served atomic.Int64
 	var wg sync.WaitGroup

@@ -59,6 +59,7 @@ type Plugin struct {
 	inflight  atomic.Int64
 	closed    bool // under mu
 	closedA   atomic.Bool
+	bg        sync.WaitGroup // replacement instances starting in the background
 
 	calls      atomic.Uint64
 	faults     [NumFaultKinds]atomic.Uint64
@@ -347,13 +348,16 @@ func (p *Plugin) discard(inst *instance) {
 	p.release(inst)
 	p.discarded.Add(1)
 	p.mu.Lock()
-	if p.closed || p.draining.Load() || p.live >= p.size {
+	if p.closed || p.draining.Load() || p.live >= p.size || !p.mod.rt.bgAdd() {
 		p.mu.Unlock()
 		return
 	}
 	p.live++
+	p.bg.Add(1)
 	p.mu.Unlock()
 	go func() {
+		defer p.mod.rt.bg.Done()
+		defer p.bg.Done()
 		inst, err := p.newInstance(context.Background())
 		if err != nil {
 			p.faults[FaultInit].Add(1)
@@ -407,6 +411,7 @@ func (p *Plugin) Close(ctx context.Context) error {
 	p.closed = true
 	p.closedA.Store(true)
 	p.mu.Unlock()
+	p.bg.Wait() // a replacement still starting lands in the pool, and the sweep closes it
 	p.sweep()
 	p.mod.detach(p)
 	return err

@@ -65,6 +65,7 @@ type Runtime struct {
 	mu        sync.Mutex
 	instances map[*instance]struct{} // live instances, for the watchdog
 	closed    bool
+	bg        sync.WaitGroup // background instantiations; Close waits for them
 
 	wdSleeping atomic.Bool
 	wdWake     chan struct{}
@@ -133,9 +134,24 @@ func (r *Runtime) Close(ctx context.Context) error {
 	}
 	r.closed = true
 	r.mu.Unlock()
+	// A replacement instance starting in the background must finish (its init deadline is
+	// enforced by the watchdog, so that is still running) before the runtime goes away.
+	r.bg.Wait()
 	close(r.wdStop)
 	<-r.wdDone
 	return r.rt.Close(ctx)
+}
+
+// bgAdd registers a background instantiation; it reports false once Close has begun.
+// The caller runs r.bg.Done when the instantiation is over.
+func (r *Runtime) bgAdd() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.bg.Add(1)
+	return true
 }
 
 // now returns monotonic nanoseconds since the runtime started.
