@@ -54,6 +54,9 @@ type Config struct {
 	// CoVisitCandidates is how many co-visited items of the session's recent items join
 	// the candidates when events are open (default 100).
 	CoVisitCandidates int
+	// SessionCandidates is how many of the session's own recent items join the candidates
+	// (default 10; negative for none). Exclusion rules still apply to them.
+	SessionCandidates int
 }
 
 // MaxK is the largest k a request may ask for.
@@ -115,6 +118,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.CoVisitCandidates <= 0 {
 		cfg.CoVisitCandidates = 100
+	}
+	if cfg.SessionCandidates == 0 {
+		cfg.SessionCandidates = 10
 	}
 	metric := ann.Cosine
 	switch cfg.Metric {

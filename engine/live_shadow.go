@@ -58,6 +58,10 @@ func (lv *Live) snapshot(env *pipeline.Env, l *pipeline.List, a *assignment, dra
 		v, _ := env.CoVisit.Get(id)
 		e.CoVisit.Put(id, v)
 	}
+	for _, id := range env.Recent.IDs() {
+		v, _ := env.Recent.Get(id)
+		e.Recent.Put(id, v)
+	}
 	in := &j.in
 	in.IDs = append(in.IDs[:0], l.IDs...)
 	in.Scores = append(in.Scores[:0], l.Scores...)

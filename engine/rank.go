@@ -70,6 +70,8 @@ type Ranking struct {
 	cands   []uint32
 	sess    []float32
 	cov     []events.Scored
+	recent  []events.Scored
+	seed    [1]uint32
 	live    liveRun
 }
 
@@ -155,12 +157,21 @@ func (e *Engine) Rank(req *RankRequest) (*Ranking, error) {
 		r.sess = st.SessionVector(pr.UserID, pr.SessionID, now, r.sess)
 		r.sig.Session = r.sess
 		pr.Exclude = st.AppendExcluded(pr.UserID, pr.SessionID, now, pr.Exclude)
-		r.cov = st.SessionCoVisited(pr.UserID, pr.SessionID, now, e.cfg.CoVisitCandidates, r.cov[:0])
+		var seeds []uint32
+		if r.sig.HasContextItem {
+			r.seed[0] = r.sig.ContextItem
+			seeds = r.seed[:]
+		}
+		r.cov = st.SessionCoVisitedFrom(pr.UserID, pr.SessionID, seeds, now, e.cfg.CoVisitCandidates, r.cov[:0])
 		if len(r.cov) > 0 && r.cov[0].Score > 0 {
 			inv := 1 / r.cov[0].Score
 			for _, c := range r.cov {
 				env.CoVisit.Put(c.ID, c.Score*inv)
 			}
+		}
+		r.recent = st.SessionItems(pr.UserID, pr.SessionID, now, e.cfg.SessionCandidates, r.recent[:0])
+		for _, c := range r.recent {
+			env.Recent.Put(c.ID, c.Score)
 		}
 	}
 	q, src := e.ret.Query(user, &r.sig, &r.scratch, env.Query)
@@ -180,7 +191,7 @@ func (e *Engine) Rank(req *RankRequest) (*Ranking, error) {
 		}
 		e.ret.Rerank(r.cands, q, &r.scratch, &r.List)
 	} else {
-		e.ret.Retrieve(pr, q, src, &env.CoVisit, &r.scratch, &r.List)
+		e.ret.Retrieve(pr, q, src, &env.CoVisit, &env.Recent, &r.scratch, &r.List)
 	}
 	r.Retrieved = r.List.Len()
 	r.Variant = ChampionVariant

@@ -37,6 +37,9 @@ func run(args []string) int {
 	if len(args) > 0 && args[0] == "plugin" {
 		return cli.Main(args[1:], os.Stdout, os.Stderr)
 	}
+	if len(args) > 0 && args[0] == "eval" {
+		return runEval(args[1:], os.Stdout, os.Stderr)
+	}
 	fs := flag.NewFlagSet("engine", flag.ContinueOnError)
 	var (
 		addr      = fs.String("addr", "127.0.0.1:8080", "listen address for the public API")
@@ -66,6 +69,8 @@ func run(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	dimSet := false
+	fs.Visit(func(f *flag.Flag) { dimSet = dimSet || f.Name == "dim" })
 	acfg := admin.Config{Token: *adminTok, Insecure: *adminOpen}
 	if acfg.Token == "" {
 		acfg.Token = os.Getenv("PODIUM_ADMIN_TOKEN")
@@ -100,9 +105,11 @@ func run(args []string) int {
 	switch {
 	case *demoMode:
 		cfg.Dim = dcfg.Dim
-	case *items == "":
-		fmt.Fprintln(os.Stderr, "engine: give --demo, or --items FILE (see README.md)")
+	case *items == "" && !dimSet:
+		fmt.Fprintln(os.Stderr, "engine: give --demo, --items FILE, or --dim N to start with an empty catalog fed by PUT /v1/items (--dim 0: items without embeddings; see README.md)")
 		return 2
+	case *items == "":
+		log.Printf("engine: starting with an empty catalog (dimension %d); load items with PUT /v1/items", cfg.Dim)
 	case cfg.Dim == 0:
 		d, err := engine.SniffDim(*items)
 		if err != nil {

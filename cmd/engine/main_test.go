@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -116,5 +117,58 @@ func TestBadFlags(t *testing.T) {
 		if code := run(args); code == 0 {
 			t.Fatalf("run(%v) = 0, want an error", args)
 		}
+	}
+}
+
+// TestEmptyCatalogFedByPUT: --dim without --items starts an empty engine that ranks what
+// PUT /v1/items then loads, and events on those items reach the next ranking.
+func TestEmptyCatalogFedByPUT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an engine process")
+	}
+	_, url := startProcess(t, "--dim 2 --addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 --data-dir "+t.TempDir())
+	req, _ := http.NewRequest(http.MethodPut, url+"/v1/items", strings.NewReader(
+		`{"id":"a","embedding":[1,0]}`+"\n"+`{"id":"b","embedding":[0.9,0.1]}`+"\n"+`{"id":"c","embedding":[0,1]}`+"\n"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"accepted":3`) {
+		t.Fatalf("PUT /v1/items: %d %s", resp.StatusCode, b)
+	}
+	if code, body := post(t, url+"/v1/events", `{"type":"view","session_id":"s1","item_id":"c"}`); code != 202 {
+		t.Fatalf("event: %d %s", code, body)
+	}
+	code, body := post(t, url+"/v1/rank", `{"session_id":"s1","k":2}`)
+	if code != 200 || !strings.Contains(body, `"items":[{"id":"c"`) {
+		t.Fatalf("the viewed item should lead the session's next ranking: %d %s", code, body)
+	}
+}
+
+// TestEvalCommand runs `engine eval` on synthetic sessions against an engine process.
+func TestEvalCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an engine process")
+	}
+	_, url := startProcess(t, "--demo --demo-items 3000 --pipeline native --index flat --addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 --data-dir "+t.TempDir())
+	var out, errb strings.Builder
+	if code := runEval([]string{"--addr", url, "--demo-sessions", "200", "--demo-items", "3000", "--k", "10"}, &out, &errb); code != 0 {
+		t.Fatalf("engine eval = %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "| "+url+" | 10 | next |") {
+		t.Fatalf("no report row:\n%s", out.String())
+	}
+	logFile := filepath.Join(t.TempDir(), "log.ndjson")
+	if code := runEval([]string{"--demo-sessions", "50", "--demo-items", "3000", "--write-log", logFile}, &out, &errb); code != 0 {
+		t.Fatalf("--write-log = %d: %s", code, errb.String())
+	}
+	errb.Reset()
+	if code := runEval([]string{"--addr", url, "--events", logFile, "--target", "sideways"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "target") {
+		t.Fatalf("a bad target: %d %s", code, errb.String())
+	}
+	if code := runEval([]string{"--addr", url}, &out, &errb); code != 2 {
+		t.Fatalf("no log: %d", code)
 	}
 }

@@ -341,12 +341,26 @@ func (s *State) SessionVector(userID, sessionID string, now time.Time, dst []flo
 // SessionHalfLife), best first, leaving out the recent items themselves. It is the
 // candidate source of a "covisit" retriever (pipeline.SourceCoVisit). Goroutine-safe.
 func (s *State) SessionCoVisited(userID, sessionID string, now time.Time, n int, dst []Scored) []Scored {
+	return s.SessionCoVisitedFrom(userID, sessionID, nil, now, n, dst)
+}
+
+// SessionCoVisitedFrom is SessionCoVisited with seeds (the item a page shows, say) taken
+// as interactions of weight 1 made just now, ahead of the session's own. The seeds are
+// left out of the result like the recent items. An anonymous request with only a context
+// item gets that item's co-visited neighbours this way. Goroutine-safe.
+func (s *State) SessionCoVisitedFrom(userID, sessionID string, seeds []uint32, now time.Time, n int, dst []Scored) []Scored {
 	sc := s.getScratch()
-	sc.inter = s.Recent(userID, sessionID, sc.inter[:0])
 	sc.ids, sc.ws = sc.ids[:0], sc.ws[:0]
+	for _, id := range seeds {
+		if !slices.Contains(sc.ids, id) {
+			sc.ids = append(sc.ids, id)
+			sc.ws = append(sc.ws, 1)
+		}
+	}
+	sc.inter = s.Recent(userID, sessionID, sc.inter[:0])
 	nowNS := now.UnixNano()
 	for _, it := range sc.inter {
-		if len(sc.ids) >= 2*s.cfg.CoVisitLookback {
+		if len(sc.ids) >= len(seeds)+2*s.cfg.CoVisitLookback {
 			break
 		}
 		if slices.Contains(sc.ids, it.Item) {
@@ -358,6 +372,55 @@ func (s *State) SessionCoVisited(userID, sessionID string, now time.Time, n int,
 	}
 	sc.scored, dst = s.cov.coVisited(sc.ids, sc.ws, n, sc.scored, dst)
 	s.putScratch(sc)
+	return dst
+}
+
+// SessionItems appends to dst up to n distinct items of this user's and session's recent
+// interactions, best first, each scored by its strongest interaction: the type's weight
+// (SessionWeights) times 2^(−age/SessionHalfLife), normalised so the best is 1. People
+// come back to what they just looked at (a product viewed, then carted, then bought), so
+// the engine offers these as candidates of their own (pipeline.SourceRecent); exclusion
+// rules still apply to them. Goroutine-safe; allocates nothing once dst has grown.
+func (s *State) SessionItems(userID, sessionID string, now time.Time, n int, dst []Scored) []Scored {
+	if n <= 0 {
+		return dst
+	}
+	sc := s.getScratch()
+	sc.inter = s.Recent(userID, sessionID, sc.inter[:0])
+	start := len(dst)
+	nowNS := now.UnixNano()
+	var top float32
+	for _, it := range sc.inter {
+		age := max(0, float64(nowNS-it.TS))
+		w := s.cfg.SessionWeights.of(it.Type) * float32(math.Exp(-math.Ln2*age/float64(s.cfg.SessionHalfLife)))
+		if w <= 0 {
+			continue
+		}
+		found := false
+		for k := start; k < len(dst); k++ {
+			if dst[k].ID == it.Item {
+				dst[k].Score = max(dst[k].Score, w)
+				found = true
+				break
+			}
+		}
+		if !found {
+			dst = append(dst, Scored{it.Item, w})
+		}
+		top = max(top, w)
+	}
+	s.putScratch(sc)
+	out := dst[start:]
+	slices.SortStableFunc(out, func(a, b Scored) int { return cmp.Compare(b.Score, a.Score) })
+	if len(out) > n {
+		dst = dst[:start+n]
+		out = out[:n]
+	}
+	if top > 0 {
+		for i := range out {
+			out[i].Score /= top
+		}
+	}
 	return dst
 }
 

@@ -226,6 +226,12 @@ func TestCoVisitation(t *testing.T) {
 	ingest(t, g, 2*time.Hour, ev("view", "", "s5", "i1", 2*time.Hour))
 	sess := st.SessionCoVisited("", "s5", t0.Add(2*time.Hour), 1, nil)
 	eq(t, sess, []Scored{{i3, 1}}, "session covisit top 1")
+	// A context item seeds co-visitation for a request with no session at all.
+	seeded := st.SessionCoVisitedFrom("", "", []uint32{i3}, t0.Add(2*time.Hour), 10, nil)
+	eq(t, len(seeded) > 0 && seeded[0].ID == i1, true, "neighbours of the context item i3: %v", seeded)
+	for _, s := range seeded {
+		truth(t, s.ID != i3, "the seed came back: %v", seeded)
+	}
 	items, pairs := st.CoVisitSize()
 	truth(t, items == 3 && pairs == 4, "covisit size %d items %d pairs", items, pairs)
 }
@@ -397,4 +403,25 @@ func TestGatherAllMixesCatalogAndRealTimeFeatures(t *testing.T) {
 	eq(t, got[2:4], []float32{6, 3}, "popularity (n-k)")
 	truth(t, math.IsNaN(float64(got[4])) && math.IsNaN(float64(got[5])), "unknown feature is not NaN: %v", got[4:6])
 	near(t, float64(got[7]), 0.02, 1e-6, "ctr prior")
+}
+
+func TestSessionItems(t *testing.T) {
+	g, cat := memIngestor(t, 8, DefaultConfig())
+	st := g.State()
+	ingest(t, g, time.Hour,
+		ev("view", "", "s1", "i1", 0), ev("view", "", "s1", "i2", time.Minute),
+		ev("add_to_cart", "", "s1", "i3", 2*time.Minute), ev("view", "", "s1", "i1", 3*time.Minute),
+		ev("view", "", "other", "i4", 3*time.Minute))
+	now := t0.Add(3 * time.Minute)
+	i1, i2, i3 := dense(t, cat, "i1"), dense(t, cat, "i2"), dense(t, cat, "i3")
+	got := st.SessionItems("", "s1", now, 10, nil)
+	// The cart weighs 4, a view 1; i1's second view counts once, at its newest time.
+	eq(t, len(got), 3, "items of s1 (%v)", got)
+	eq(t, got[0], Scored{i3, 1}, "the carted item first")
+	truth(t, got[1].ID == i1 && got[2].ID == i2, "then the views, newest first: %v", got)
+	near(t, float64(got[1].Score), 0.25*math.Pow(2, 1.0/30), 1e-5, "a view just now against a cart a minute ago, 30 min half-life: %v", got)
+	truth(t, got[2].Score < got[1].Score, "older view scores lower: %v", got)
+	eq(t, len(st.SessionItems("", "s1", now, 1, nil)), 1, "bounded by n")
+	eq(t, len(st.SessionItems("", "nobody", now, 10, nil)), 0, "no session")
+	eq(t, len(st.SessionItems("", "s1", now, 0, nil)), 0, "n = 0")
 }

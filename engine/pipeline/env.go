@@ -36,6 +36,9 @@ type Env struct {
 	// CoVisit holds the request's co-visitation scores (items interacted with together
 	// with the session's recent items), normalised so the best is 1; empty without events.
 	CoVisit SparseScores
+	// Recent holds the session's own recent items, scored by type weight and recency,
+	// normalised so the best is 1; empty without events.
+	Recent SparseScores
 	// Clock times stages; nil means no timings.
 	Clock Clock
 
@@ -51,6 +54,7 @@ func (env *Env) Reset() {
 	env.HasUser = false
 	env.Now = 0
 	env.CoVisit.Reset()
+	env.Recent.Reset()
 	env.saved.Reset()
 }
 

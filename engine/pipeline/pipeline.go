@@ -23,10 +23,11 @@ const (
 	SourceSession        // neighbours of the session's recent items
 	SourceRequest        // given by the caller (rerank mode)
 	SourceCoVisit        // items co-interacted with the session's recent items
+	SourceRecent         // the session's own recent items (people come back to them)
 	NumSources           // number of sources; not a source
 )
 
-var sourceNames = [NumSources]string{"none", "ann", "popular", "item", "session", "request", "covisit"}
+var sourceNames = [NumSources]string{"none", "ann", "popular", "item", "session", "request", "covisit", "recent"}
 
 // String returns the source's name.
 func (s Source) String() string {

@@ -65,7 +65,7 @@ func TestRetrieveColdUsesPopularity(t *testing.T) {
 	if len(q) != 0 || src != pipeline.SourceNone {
 		t.Fatalf("cold query %v %v", q, src)
 	}
-	r.Retrieve(req, q, src, nil, &s, &l)
+	r.Retrieve(req, q, src, nil, nil, &s, &l)
 	want := []uint32{97, 96, 95, 94, 93} // 99 is out of stock, 98 excluded
 	if len(l.IDs) != 5 {
 		t.Fatalf("got %v", l.IDs)
@@ -89,7 +89,7 @@ func TestRetrievePersonalised(t *testing.T) {
 		t.Fatalf("query %v %v", q, src)
 	}
 	req := &pipeline.Request{Exclude: []uint32{ctxItem}}
-	r.Retrieve(req, q, src, nil, &s, &l)
+	r.Retrieve(req, q, src, nil, nil, &s, &l)
 	if len(l.IDs) != 7 {
 		t.Fatalf("want 4 ANN + 3 popular, got %v", l.IDs)
 	}
@@ -108,7 +108,7 @@ func TestRetrievePersonalised(t *testing.T) {
 	row.Emb = append(row.Emb, cat.Embedding(50, nil)...)
 	q, src = r.Query(&row, &Signals{}, &s, nil)
 	l.Reset()
-	r.Retrieve(&pipeline.Request{}, q, src, nil, &s, &l)
+	r.Retrieve(&pipeline.Request{}, q, src, nil, nil, &s, &l)
 	if src != pipeline.SourceANN || l.IDs[0] != 50 {
 		t.Fatalf("user query: %v src %v", l.IDs, src)
 	}
@@ -136,11 +136,40 @@ func TestRetrieveCoVisitFirst(t *testing.T) {
 	cov.Put(5, 1)
 	cov.Put(9, 0.9) // out of stock: skipped
 	cov.Put(6, 0.5)
-	r.Retrieve(&pipeline.Request{Exclude: []uint32{6}}, nil, pipeline.SourceNone, &cov, &s, &l)
+	r.Retrieve(&pipeline.Request{Exclude: []uint32{6}}, nil, pipeline.SourceNone, &cov, nil, &s, &l)
 	if l.IDs[0] != 5 || l.Sources[0] != pipeline.SourceCoVisit || l.Retrieval[0] != 1 || l.IDs[1] != 99-1 {
 		t.Fatalf("got %v %v", l.IDs, l.Sources)
 	}
 	if got := pop.Score(98); got != 98.0/99 {
 		t.Fatalf("Score(98) = %v", got)
+	}
+}
+
+// TestRetrieveRecentItems: the session's own items join the candidates after the
+// co-visited ones, unless excluded or out of stock, each once.
+func TestRetrieveRecentItems(t *testing.T) {
+	cat, idx, pop := fixture(t)
+	r := New(cat, idx, pop, Config{ANN: 3, Popular: 2})
+	var s Scratch
+	var l pipeline.List
+	var cov, recent pipeline.SparseScores
+	cov.Reset()
+	recent.Reset()
+	cov.Put(5, 1)
+	recent.Put(7, 1)
+	recent.Put(9, 0.8) // out of stock: skipped
+	recent.Put(6, 0.5) // excluded
+	recent.Put(4, 0.25)
+	r.Retrieve(&pipeline.Request{Exclude: []uint32{6}}, nil, pipeline.SourceNone, &cov, &recent, &s, &l)
+	if len(l.IDs) < 3 || l.IDs[0] != 5 || l.IDs[1] != 7 || l.IDs[2] != 4 ||
+		l.Sources[1] != pipeline.SourceRecent || l.Retrieval[1] != 1 || l.Retrieval[2] != 0.25 {
+		t.Fatalf("got %v %v %v", l.IDs, l.Sources, l.Retrieval)
+	}
+	seen := map[uint32]bool{}
+	for _, id := range l.IDs {
+		if seen[id] || id == 6 || id == 9 {
+			t.Fatalf("candidate %d twice, excluded or out of stock: %v", id, l.IDs)
+		}
+		seen[id] = true
 	}
 }

@@ -124,15 +124,19 @@ func (r *Retriever) Query(user *features.UserRow, sig *Signals, s *Scratch, dst 
 	return dst, src
 }
 
-// Retrieve appends req's candidates to l: the co-visited items of cov (if any), the ANN
-// neighbours of q (source src) and popular items, skipping unavailable and excluded items
+// Retrieve appends req's candidates to l: the co-visited items of cov (if any), the
+// session's own recent items of recent (if any), the ANN neighbours of q (source src) and
+// popular items, skipping unavailable and excluded items
 // during the search. Candidates of a request with a query are scored by similarity to it;
 // without one, co-visited items by their co-visitation score and the others by relative
 // popularity.
-func (r *Retriever) Retrieve(req *pipeline.Request, q []float32, src pipeline.Source, cov *pipeline.SparseScores, s *Scratch, l *pipeline.List) {
+func (r *Retriever) Retrieve(req *pipeline.Request, q []float32, src pipeline.Source, cov, recent *pipeline.SparseScores, s *Scratch, l *pipeline.List) {
 	hint := len(req.Exclude) + r.cfg.ANN + r.cfg.Popular
 	if cov != nil {
 		hint += len(cov.IDs())
+	}
+	if recent != nil {
+		hint += len(recent.IDs())
 	}
 	s.seen.Reset(hint)
 	for _, id := range req.Exclude {
@@ -151,6 +155,20 @@ func (r *Retriever) Retrieve(req *pipeline.Request, q []float32, src pipeline.So
 			}
 			s.seen.Set(id)
 			l.Add(id, score, pipeline.SourceCoVisit)
+		}
+	}
+	if recent != nil {
+		for _, id := range recent.IDs() {
+			if !s.filter.Allow(id) {
+				continue
+			}
+			score, _ := recent.Get(id)
+			if len(q) > 0 && r.cat.HasEmbedding(id) {
+				s.vec = r.cat.Embedding(id, s.vec[:0])
+				score = cosine(q, s.vec)
+			}
+			s.seen.Set(id)
+			l.Add(id, score, pipeline.SourceRecent)
 		}
 	}
 	want := r.cfg.ANN

@@ -20,6 +20,7 @@ const (
 	FeaturePosition       = "position"         // 0-based position in the incoming list
 	FeatureCoVisit        = "covisit_score"    // co-visitation with the session's recent items, 0..1
 	FeaturePopularity     = "popularity_score" // popularity (static blended with live events) relative to the top item, 0..1
+	FeatureSession        = "session_score"    // how strongly and recently the session interacted with the item itself, 0..1
 	UserFeaturePrefix     = "user."            // user.<name>: the requesting user's feature, same for every candidate
 	ContextFeaturePrefix  = "ctx."             // ctx.<key>: a numeric request context value
 )
@@ -48,6 +49,7 @@ const (
 	srcContext
 	srcCoVisit
 	srcPopularity
+	srcSession
 )
 
 type column struct {
@@ -104,6 +106,8 @@ func (p *FeaturePlan) resolve(name string) column {
 		return column{kind: srcCoVisit}
 	case FeaturePopularity:
 		return column{kind: srcPopularity}
+	case FeatureSession:
+		return column{kind: srcSession}
 	}
 	if rest, ok := strings.CutPrefix(name, UserFeaturePrefix); ok {
 		if c, ok := p.cat.UserSchema().Lookup(rest); ok {
@@ -170,6 +174,10 @@ func (p *FeaturePlan) Fill(env *pipeline.Env, l *pipeline.List, s *Scratch, dst 
 		case srcCoVisit:
 			for i, id := range l.IDs {
 				out[i], _ = env.CoVisit.Get(id)
+			}
+		case srcSession:
+			for i, id := range l.IDs {
+				out[i], _ = env.Recent.Get(id)
 			}
 		case srcPopularity:
 			for i, id := range l.IDs {

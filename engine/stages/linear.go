@@ -13,14 +13,16 @@ type Weight struct {
 }
 
 // DefaultBlend is the engine's default rank stage when no pipeline is configured: cosine
-// similarity to the query, plus co-visitation with the session's recent items, plus a
-// little popularity (static and live). Each term is on a 0..1 scale, so the weights read as
-// trade-offs: an item co-visited as strongly as the best one is worth as much as a perfect
-// similarity; popularity breaks near ties and ranks cold requests. RATIONALE.md, "Why this
-// default blend?".
+// similarity to the query, plus co-visitation with the session's recent items, plus half
+// the session's own interest in the item (people come back to what they just looked at),
+// plus a little popularity (static and live). Each term is on a 0..1 scale, so the weights
+// read as trade-offs: an item co-visited as strongly as the best one is worth as much as a
+// perfect similarity; popularity breaks near ties and ranks cold requests. RATIONALE.md,
+// "Why this default blend?".
 var DefaultBlend = []Weight{
 	{FeatureRetrievalScore, 1},
 	{FeatureCoVisit, 1},
+	{FeatureSession, 0.5},
 	{FeaturePopularity, 0.2},
 }
 
