@@ -164,9 +164,9 @@ func (e *Engine) Rank(req *RankRequest) (*Ranking, error) {
 		}
 		r.cov = st.SessionCoVisitedFrom(pr.UserID, pr.SessionID, seeds, now, e.cfg.CoVisitCandidates, r.cov[:0])
 		if len(r.cov) > 0 && r.cov[0].Score > 0 {
-			inv := 1 / r.cov[0].Score
+			top := r.cov[0].Score
 			for _, c := range r.cov {
-				env.CoVisit.Put(c.ID, c.Score*inv)
+				env.CoVisit.Put(c.ID, min(1, c.Score/top))
 			}
 		}
 		r.recent = st.SessionItems(pr.UserID, pr.SessionID, now, e.cfg.SessionCandidates, r.recent[:0])

@@ -143,6 +143,10 @@ func (c *coVisit) coVisited(recent []uint32, weights []float32, n int, scratch, 
 			scratch = append(scratch, Scored{id, s})
 			top = max(top, s)
 		})
+		if !(top > 0) {
+			scratch = scratch[:start]
+			continue
+		}
 		for k := start; k < len(scratch); k++ {
 			scratch[k].Score = scratch[k].Score / top * w
 		}

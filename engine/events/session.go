@@ -358,7 +358,13 @@ func (s *State) SessionCoVisitedFrom(userID, sessionID string, seeds []uint32, n
 		}
 	}
 	sc.inter = s.Recent(userID, sessionID, sc.inter[:0])
-	nowNS := now.UnixNano()
+	// Recency is measured from now when there are seeds (they happen now), else from the
+	// newest interaction, so that a user back after a day still gets the neighbours of what
+	// they did last, in the same proportions.
+	anchor := now.UnixNano()
+	if len(seeds) == 0 && len(sc.inter) > 0 {
+		anchor = min(anchor, sc.inter[0].TS)
+	}
 	for _, it := range sc.inter {
 		if len(sc.ids) >= len(seeds)+2*s.cfg.CoVisitLookback {
 			break
@@ -366,13 +372,29 @@ func (s *State) SessionCoVisitedFrom(userID, sessionID string, seeds []uint32, n
 		if slices.Contains(sc.ids, it.Item) {
 			continue
 		}
-		age := max(0, float64(nowNS-it.TS))
+		w := s.recency(anchor, it.TS)
+		if w < minSessionWeight {
+			break // older interactions weigh less still
+		}
 		sc.ids = append(sc.ids, it.Item)
-		sc.ws = append(sc.ws, float32(math.Exp(-math.Ln2*age/float64(s.cfg.SessionHalfLife))))
+		sc.ws = append(sc.ws, w)
 	}
 	sc.scored, dst = s.cov.coVisited(sc.ids, sc.ws, n, sc.scored, dst)
 	s.putScratch(sc)
 	return dst
+}
+
+// minSessionWeight is the recency weight, relative to the newest interaction (or to now
+// when the request brings a seed), below which an interaction no longer counts: about 13
+// half-lives, 6.5 hours at the default 30 minutes. Without a relative anchor and the floor,
+// a user's interactions from days ago weigh 2^-200 and less, which float32 holds as a
+// denormal or 0, and normalising by such a weight gave +Inf scores.
+const minSessionWeight = 1e-4
+
+// recency is 2^(−age/SessionHalfLife) for an interaction at ts (ns) seen at now (ns).
+func (s *State) recency(now, ts int64) float32 {
+	age := max(0, float64(now-ts))
+	return float32(math.Exp(-math.Ln2 * age / float64(s.cfg.SessionHalfLife)))
 }
 
 // SessionItems appends to dst up to n distinct items of this user's and session's recent
@@ -388,11 +410,17 @@ func (s *State) SessionItems(userID, sessionID string, now time.Time, n int, dst
 	sc := s.getScratch()
 	sc.inter = s.Recent(userID, sessionID, sc.inter[:0])
 	start := len(dst)
-	nowNS := now.UnixNano()
+	anchor := now.UnixNano() // relative to the newest interaction, as in SessionCoVisitedFrom
+	if len(sc.inter) > 0 {
+		anchor = min(anchor, sc.inter[0].TS)
+	}
 	var top float32
 	for _, it := range sc.inter {
-		age := max(0, float64(nowNS-it.TS))
-		w := s.cfg.SessionWeights.of(it.Type) * float32(math.Exp(-math.Ln2*age/float64(s.cfg.SessionHalfLife)))
+		r := s.recency(anchor, it.TS)
+		if r < minSessionWeight {
+			break // most recent first: the rest are older
+		}
+		w := s.cfg.SessionWeights.of(it.Type) * r
 		if w <= 0 {
 			continue
 		}

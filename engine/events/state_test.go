@@ -425,3 +425,23 @@ func TestSessionItems(t *testing.T) {
 	eq(t, len(st.SessionItems("", "nobody", now, 10, nil)), 0, "no session")
 	eq(t, len(st.SessionItems("", "s1", now, 0, nil)), 0, "n = 0")
 }
+
+// TestOldHistoryKeepsFiniteScores: a user back days later still gets the neighbours and
+// items of their last visit, with finite scores in proportion (weights measured from now
+// underflowed float32 and normalising them gave +Inf, which a plugin then returned).
+func TestOldHistoryKeepsFiniteScores(t *testing.T) {
+	g, cat := memIngestor(t, 8, DefaultConfig())
+	st := g.State()
+	ingest(t, g, time.Hour,
+		ev("view", "u1", "old", "i1", 0), ev("view", "u1", "old", "i2", time.Minute),
+		ev("view", "u2", "x", "i1", 0), ev("view", "u2", "x", "i3", time.Minute))
+	later := t0.Add(5 * 24 * time.Hour)
+	cv := st.SessionCoVisited("u1", "new", later, 10, nil)
+	truth(t, len(cv) > 0 && cv[0].ID == dense(t, cat, "i3"), "neighbours of last week's items: %v", cv)
+	items := st.SessionItems("u1", "new", later, 10, nil)
+	eq(t, len(items), 2, "last week's items (%v)", items)
+	for _, s := range append(cv, items...) {
+		truth(t, s.Score > 0 && s.Score <= 1 && !math.IsInf(float64(s.Score), 0), "score %v", s)
+	}
+	eq(t, items[0], Scored{dense(t, cat, "i2"), 1}, "the newest item scores 1")
+}
