@@ -29,11 +29,17 @@ func (e *Engine) OpenEvents(dir string, cfg events.Config) error {
 // Events returns the event ingestor, or nil before OpenEvents.
 func (e *Engine) Events() *events.Ingestor { return e.ev.Load() }
 
-// Close stops event ingestion, writing a checkpoint, and retires every plugin.
+// Close closes live operations (when open), stops event ingestion, writing a checkpoint,
+// and retires every plugin.
 func (e *Engine) Close() error {
 	var err error
+	if lv := e.live.Load(); lv != nil {
+		err = lv.Close()
+	}
 	if g := e.ev.Load(); g != nil {
-		err = g.Close()
+		if gerr := g.Close(); err == nil {
+			err = gerr
+		}
 	}
 	if perr := e.closePlugins(); err == nil {
 		err = perr

@@ -39,6 +39,9 @@ type LiveConfig struct {
 	Seed     *pipeline.Config
 	SeedDir  string
 	SeedFile string
+	// SeedNative makes the default native blend an explicit seed (--pipeline native): a
+	// registry seeded otherwise is replaced by it, like a changed seed file.
+	SeedNative bool
 	// Instances is the pool size of champions and split challengers (0: GOMAXPROCS).
 	Instances int
 	// ShadowWorkers is the number of goroutines running shadow challengers (default 1);
@@ -224,7 +227,7 @@ func (lv *Live) seedRegistry(ctx context.Context) error {
 		cfg.Seed, cfg.SeedDir = c, filepath.Dir(cfg.SeedFile)
 	}
 	old := lv.reg.Stages()
-	if cfg.Seed == nil && len(old) > 0 {
+	if cfg.Seed == nil && !cfg.SeedNative && len(old) > 0 {
 		return nil
 	}
 	sts, err := lv.seed(ctx, cfg.Seed, cfg.SeedDir)

@@ -461,6 +461,23 @@ func TestLiveSeedsFromPipelineFile(t *testing.T) {
 	st, _ = lv.Stage("rank")
 	check(t, st.Champion.Version == v2, "rollback after a re-seed: %+v", st.Champion)
 	stop(e, lv)
+
+	// --pipeline native: the default blend replaces the seeded stages; without any seed
+	// the registry is kept.
+	e = smallEngine(t)
+	lv, err = e.OpenLive(LiveConfig{RegistryDir: reg, CanaryInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	must(t, err)
+	check(t, len(lv.Stages()) == 2, "no seed keeps the registry: %+v", lv.Stages())
+	must(t, e.Close()) // closes live operations too
+	e = smallEngine(t)
+	lv, err = e.OpenLive(LiveConfig{RegistryDir: reg, SeedNative: true, CanaryInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	must(t, err)
+	sts = lv.Stages()
+	check(t, len(sts) == 1 && sts[0].Champion.Version == "native:linear" && sts[0].History[len(sts[0].History)-1].Version == v2,
+		"native seed: %+v", sts)
+	rep, _, _ := rankOnce(t, e, "u1")
+	check(t, rep.Version == "native", "serving %+v", rep)
+	stop(e, lv)
 }
 
 // TestLiveMemoryAfterSwaps: 200 swaps back and forth leave the heap where it was after

@@ -177,10 +177,11 @@ func run(args []string) int {
 	} else if *demoMode && *pipeFile == "" {
 		*pipeFile = engine.DemoPipeline
 	}
-	if *pipeFile == "native" {
+	native := *pipeFile == "native"
+	if native {
 		*pipeFile = ""
 	}
-	lcfg := engine.LiveConfig{RegistryDir: *regDir, SeedFile: *pipeFile}
+	lcfg := engine.LiveConfig{RegistryDir: *regDir, SeedFile: *pipeFile, SeedNative: native}
 	if lcfg.RegistryDir == "" && *dataDir != "" {
 		lcfg.RegistryDir = filepath.Join(*dataDir, "registry")
 	}
