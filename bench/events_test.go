@@ -67,66 +67,60 @@ func TestEventsLoad(t *testing.T) {
 		fmt.Printf("%s: %.0f events/s (%d batches of %d, errors %d), p99 per batch %v\n", rep.Name, rep.RPS*batch, rep.Requests, batch, rep.Errors.Total(), rep.Latency.P99)
 	}
 
-	// Mixed load: rank at concurrency 2, alone and then beside event batches at a tenth of
-	// the rank rate.
+	// Mixed load: rank at concurrency 2, alone and then beside event batches at a ninth of
+	// the rank rate (so 10% of requests are event batches).
 	url := serve(t)
 	body, _ := loadgen.TemplateBody([]byte(`{"user_id":"{{user}}","k":20}`), 10000)
 	rankCfg := loadgen.Config{URL: url + "/v1/rank", Body: body, Concurrency: 2, Duration: secs, Warmup: time.Second,
 		Check: loadgen.CheckContains(`"items":[{`)}
-	rankCfg.Name = "rank only"
+	evCfg := loadgen.Config{URL: url + "/v1/events", Body: eventsBody(batch, items), Concurrency: 2, Duration: secs, Warmup: time.Second}
+	alone := mixedLoad(t, rankCfg, evCfg, "rank", "")
+	// The closed loop above saturates both cores with rank requests, so any other work
+	// shows up in their latency. A server runs below saturation: the same comparison at a
+	// fixed rank rate of half the closed-loop maximum.
+	rankCfg.Rate = alone.RPS / 2
+	rankCfg.Concurrency = 8 // workers of the fixed-rate client; the server still admits 2 at a time
+	mixedLoad(t, rankCfg, evCfg, "rank at half of max", " at half")
+}
+
+// mixedLoad runs rank alone, then rank beside event batches at a ninth of the rank rate
+// (the configured one, else the measured closed-loop one), prints both and their ratio,
+// and returns the rank-only report.
+func mixedLoad(t *testing.T, rankCfg, evCfg loadgen.Config, name, suffix string) *loadgen.Report {
+	t.Helper()
+	rankCfg.Name = name + " only"
 	alone, err := loadgen.Run(context.Background(), rankCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rankCfg.Name = "rank beside events"
+	rankCfg.Name = name + " beside events"
+	evCfg.Name = "event batches" + suffix
+	evCfg.Rate = alone.RPS / 9
+	if rankCfg.Rate > 0 {
+		evCfg.Rate = rankCfg.Rate / 9
+	}
 	var mixed, evRep *loadgen.Report
+	var mErr, eErr error
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		mixed, _ = loadgen.Run(context.Background(), rankCfg)
+		mixed, mErr = loadgen.Run(context.Background(), rankCfg)
 	}()
 	go func() {
 		defer wg.Done()
-		evRep, _ = loadgen.Run(context.Background(), loadgen.Config{Name: "event batches", URL: url + "/v1/events",
-			Body: eventsBody(batch, items), Rate: alone.RPS / 9, Concurrency: 2, Duration: secs, Warmup: time.Second})
+		evRep, eErr = loadgen.Run(context.Background(), evCfg)
 	}()
 	wg.Wait()
+	if mErr != nil || eErr != nil {
+		t.Fatal(mErr, eErr)
+	}
 	fmt.Println(loadgen.MarkdownHeader())
 	fmt.Println(alone.Markdown())
 	fmt.Println(mixed.Markdown())
 	fmt.Println(evRep.Markdown())
 	fmt.Println(loadgen.Ratio(mixed, alone).String())
-
-	// The closed loop above saturates both cores with rank requests, so any other work
-	// shows up in their latency. A server runs below saturation: the same comparison at a
-	// fixed rank rate of half the closed-loop maximum, alone and beside event batches at a
-	// ninth of that rate.
-	half := rankCfg
-	half.Rate = alone.RPS / 2
-	half.Concurrency = 8 // workers of the fixed-rate client; the server still admits 2 at a time
-	half.Name = "rank at half of max"
-	steady, err := loadgen.Run(context.Background(), half)
-	if err != nil {
-		t.Fatal(err)
-	}
-	half.Name = "rank at half of max beside events"
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		mixed, _ = loadgen.Run(context.Background(), half)
-	}()
-	go func() {
-		defer wg.Done()
-		evRep, _ = loadgen.Run(context.Background(), loadgen.Config{Name: "event batches at half", URL: url + "/v1/events",
-			Body: eventsBody(batch, items), Rate: half.Rate / 9, Concurrency: 2, Duration: secs, Warmup: time.Second})
-	}()
-	wg.Wait()
-	fmt.Println(loadgen.MarkdownHeader())
-	fmt.Println(steady.Markdown())
-	fmt.Println(mixed.Markdown())
-	fmt.Println(evRep.Markdown())
-	fmt.Println(loadgen.Ratio(mixed, steady).String())
+	return alone
 }
 
 // serve starts the engine's server on a loopback port for the rest of the test.

@@ -143,34 +143,8 @@ func (r *Retriever) Retrieve(req *pipeline.Request, q []float32, src pipeline.So
 		s.seen.Set(id)
 	}
 	s.filter = availFilter{cat: r.cat, excl: &s.seen}
-	if cov != nil {
-		for _, id := range cov.IDs() {
-			if !s.filter.Allow(id) {
-				continue
-			}
-			score, _ := cov.Get(id)
-			if len(q) > 0 && r.cat.HasEmbedding(id) {
-				s.vec = r.cat.Embedding(id, s.vec[:0])
-				score = cosine(q, s.vec)
-			}
-			s.seen.Set(id)
-			l.Add(id, score, pipeline.SourceCoVisit)
-		}
-	}
-	if recent != nil {
-		for _, id := range recent.IDs() {
-			if !s.filter.Allow(id) {
-				continue
-			}
-			score, _ := recent.Get(id)
-			if len(q) > 0 && r.cat.HasEmbedding(id) {
-				s.vec = r.cat.Embedding(id, s.vec[:0])
-				score = cosine(q, s.vec)
-			}
-			s.seen.Set(id)
-			l.Add(id, score, pipeline.SourceRecent)
-		}
-	}
+	r.addSparse(cov, q, pipeline.SourceCoVisit, s, l)
+	r.addSparse(recent, q, pipeline.SourceRecent, s, l)
 	want := r.cfg.ANN
 	if len(q) > 0 && r.idx != nil && r.idx.Len() > 0 {
 		s.res = r.idx.Search(q, r.cfg.ANN, &s.filter, s.res[:0])
@@ -199,6 +173,26 @@ func (r *Retriever) Retrieve(req *pipeline.Request, q []float32, src pipeline.So
 		added++
 		return added < want
 	})
+}
+
+// addSparse appends the available, not yet seen items of sc (nil: none) as candidates of
+// source src, scored by similarity to q when there is one, else by their score in sc.
+func (r *Retriever) addSparse(sc *pipeline.SparseScores, q []float32, src pipeline.Source, s *Scratch, l *pipeline.List) {
+	if sc == nil {
+		return
+	}
+	for _, id := range sc.IDs() {
+		if !s.filter.Allow(id) {
+			continue
+		}
+		score, _ := sc.Get(id)
+		if len(q) > 0 && r.cat.HasEmbedding(id) {
+			s.vec = r.cat.Embedding(id, s.vec[:0])
+			score = cosine(q, s.vec)
+		}
+		s.seen.Set(id)
+		l.Add(id, score, src)
+	}
 }
 
 // Rerank appends the caller's candidates to l, scored by similarity to q when there is one
