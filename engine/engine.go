@@ -57,6 +57,10 @@ type Config struct {
 	// SessionCandidates is how many of the session's own recent items join the candidates
 	// (default 10; negative for none). Exclusion rules still apply to them.
 	SessionCandidates int
+	// AffinityAttribute is the item attribute whose values the session's interest is
+	// measured over (pipeline.Env.Affinity, the affinity_score feature and the "affinity"
+	// retriever): default "category"; "-" for none.
+	AffinityAttribute string
 }
 
 // MaxK is the largest k a request may ask for.
@@ -118,6 +122,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.CoVisitCandidates <= 0 {
 		cfg.CoVisitCandidates = 100
+	}
+	if cfg.AffinityAttribute == "" {
+		cfg.AffinityAttribute = "category"
 	}
 	if cfg.SessionCandidates == 0 {
 		cfg.SessionCandidates = 10

@@ -62,6 +62,9 @@ func (lv *Live) snapshot(env *pipeline.Env, l *pipeline.List, a *assignment, dra
 		v, _ := env.Recent.Get(id)
 		e.Recent.Put(id, v)
 	}
+	e.Affinity.Attr = env.Affinity.Attr
+	e.Affinity.Codes = append(e.Affinity.Codes, env.Affinity.Codes...)
+	e.Affinity.W = append(e.Affinity.W, env.Affinity.W...)
 	in := &j.in
 	in.IDs = append(in.IDs[:0], l.IDs...)
 	in.Scores = append(in.Scores[:0], l.Scores...)

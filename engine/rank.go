@@ -152,6 +152,7 @@ func (e *Engine) Rank(req *RankRequest) (*Ranking, error) {
 		now = eventClock(ev.State(), now)
 	}
 	env.Now = now.UnixMicro()
+	r.recent = r.recent[:0]
 	if ev != nil {
 		st := ev.State()
 		r.sess = st.SessionVector(pr.UserID, pr.SessionID, now, r.sess)
@@ -174,6 +175,17 @@ func (e *Engine) Rank(req *RankRequest) (*Ranking, error) {
 			env.Recent.Put(c.ID, c.Score)
 		}
 	}
+	if ai, ok := e.cat.AttributeIndex(e.cfg.AffinityAttribute); ok {
+		a := &env.Affinity
+		a.Attr = ai
+		if r.sig.HasContextItem {
+			a.Add(e.cat.AttributeCode(ai, r.sig.ContextItem), 1)
+		}
+		for _, c := range r.recent {
+			a.Add(e.cat.AttributeCode(ai, c.ID), c.Score)
+		}
+		a.Normalize()
+	}
 	q, src := e.ret.Query(user, &r.sig, &r.scratch, env.Query)
 	env.Query = q
 	if req.HasCandidates {
@@ -191,7 +203,7 @@ func (e *Engine) Rank(req *RankRequest) (*Ranking, error) {
 		}
 		e.ret.Rerank(r.cands, q, &r.scratch, &r.List)
 	} else {
-		e.ret.Retrieve(pr, q, src, &env.CoVisit, &env.Recent, &r.scratch, &r.List)
+		e.ret.Retrieve(pr, q, src, &env.CoVisit, &env.Recent, &env.Affinity, &r.scratch, &r.List)
 	}
 	r.Retrieved = r.List.Len()
 	r.Variant = ChampionVariant

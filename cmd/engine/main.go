@@ -52,6 +52,7 @@ func run(args []string) int {
 		efSearch  = fs.Int("ef-search", 0, "HNSW search beam width (default 100; never below the candidates asked)")
 		annCands  = fs.Int("ann-candidates", 500, "candidates retrieved from the ANN index per request")
 		popCands  = fs.Int("popular-candidates", 50, "popular items added to each personalised request")
+		affAttr   = fs.String("affinity-attribute", "category", "item attribute whose values measure the session's interest (affinity_score, and popular items of those values as candidates); \"-\" for none")
 		demoItems = fs.Int("demo-items", 0, "items in the demo catalog (default 100000)")
 		dataDir   = fs.String("data-dir", "podium-data", "directory for the event write-ahead log and checkpoints (\"\" keeps events in memory only)")
 		fsync     = fs.String("fsync", "always", "event log fsync policy: always (before the 202), interval (every 10ms) or none")
@@ -98,6 +99,7 @@ func run(args []string) int {
 	}
 	cfg.HNSW.EfSearch = *efSearch
 	cfg.Retrieval.ANN, cfg.Retrieval.Popular = *annCands, *popCands
+	cfg.AffinityAttribute = *affAttr
 	dcfg := demo.DefaultConfig()
 	if *demoItems > 0 {
 		dcfg.Items = *demoItems

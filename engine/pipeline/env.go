@@ -39,6 +39,9 @@ type Env struct {
 	// Recent holds the session's own recent items, scored by type weight and recency,
 	// normalised so the best is 1; empty without events.
 	Recent SparseScores
+	// Affinity is the request's interest in the values of one item attribute (category by
+	// default), from the session's recent items and the context item.
+	Affinity Affinity
 	// Clock times stages; nil means no timings.
 	Clock Clock
 
@@ -55,6 +58,7 @@ func (env *Env) Reset() {
 	env.Now = 0
 	env.CoVisit.Reset()
 	env.Recent.Reset()
+	env.Affinity.Reset()
 	env.saved.Reset()
 }
 
@@ -84,3 +88,59 @@ func (s *SparseScores) Get(id uint32) (float32, bool) { return s.m.Get(id) }
 
 // IDs returns the ids that have a score, in the order they were first put.
 func (s *SparseScores) IDs() []uint32 { return s.ids }
+
+// Affinity weighs the values of one item attribute (codes as catalog.AttributeCode gives
+// them) by a request's interest in them, the best 1. It holds a few values, so lookups are
+// a linear scan. Attr is the attribute's index, -1 when there is none.
+type Affinity struct {
+	Attr  int
+	Codes []uint32
+	W     []float32
+}
+
+// Reset empties a, keeping its buffers.
+func (a *Affinity) Reset() {
+	a.Attr = -1
+	a.Codes, a.W = a.Codes[:0], a.W[:0]
+}
+
+// Add adds w to the weight of code (0, a missing value, is ignored).
+func (a *Affinity) Add(code uint32, w float32) {
+	if code == 0 || !(w > 0) {
+		return
+	}
+	for i, c := range a.Codes {
+		if c == code {
+			a.W[i] += w
+			return
+		}
+	}
+	a.Codes = append(a.Codes, code)
+	a.W = append(a.W, w)
+}
+
+// Normalize scales the weights so that the best is 1.
+func (a *Affinity) Normalize() {
+	var top float32
+	for _, w := range a.W {
+		top = max(top, w)
+	}
+	if top > 0 {
+		for i := range a.W {
+			a.W[i] /= top
+		}
+	}
+}
+
+// Get returns the weight of code, 0 when absent.
+func (a *Affinity) Get(code uint32) float32 {
+	for i, c := range a.Codes {
+		if c == code {
+			return a.W[i]
+		}
+	}
+	return 0
+}
+
+// Active reports whether a weighs any value.
+func (a *Affinity) Active() bool { return a.Attr >= 0 && len(a.Codes) > 0 }

@@ -16,18 +16,19 @@ type Source uint8
 
 // Retrievers.
 const (
-	SourceNone    Source = iota
-	SourceANN            // nearest neighbours of the user (or blended) query vector
-	SourcePopular        // the popularity retriever
-	SourceItem           // neighbours of the context item
-	SourceSession        // neighbours of the session's recent items
-	SourceRequest        // given by the caller (rerank mode)
-	SourceCoVisit        // items co-interacted with the session's recent items
-	SourceRecent         // the session's own recent items (people come back to them)
-	NumSources           // number of sources; not a source
+	SourceNone     Source = iota
+	SourceANN             // nearest neighbours of the user (or blended) query vector
+	SourcePopular         // the popularity retriever
+	SourceItem            // neighbours of the context item
+	SourceSession         // neighbours of the session's recent items
+	SourceRequest         // given by the caller (rerank mode)
+	SourceCoVisit         // items co-interacted with the session's recent items
+	SourceRecent          // the session's own recent items (people come back to them)
+	SourceAffinity        // popular items of the attribute values (categories) the session is into
+	NumSources            // number of sources; not a source
 )
 
-var sourceNames = [NumSources]string{"none", "ann", "popular", "item", "session", "request", "covisit", "recent"}
+var sourceNames = [NumSources]string{"none", "ann", "popular", "item", "session", "request", "covisit", "recent", "affinity"}
 
 // String returns the source's name.
 func (s Source) String() string {

@@ -105,12 +105,21 @@ func (p *Popularity) Refresh(force bool) bool {
 // false or the items run out. The score passed is the item's popularity divided by the
 // highest one (1 for the most popular item).
 func (p *Popularity) Top(f ann.Filter, add func(id uint32, score float32) bool) {
+	p.TopScan(f, 0, add)
+}
+
+// TopScan is Top looking at no more than the scan most popular items (0: all of them).
+func (p *Popularity) TopScan(f ann.Filter, scan int, add func(id uint32, score float32) bool) {
 	s := p.snap.Load()
 	inv := float32(1)
 	if s.max > 0 {
 		inv = 1 / s.max
 	}
-	for i, id := range s.ids {
+	ids := s.ids
+	if scan > 0 && scan < len(ids) {
+		ids = ids[:scan]
+	}
+	for i, id := range ids {
 		if f != nil && !f.Allow(id) {
 			continue
 		}

@@ -2,6 +2,7 @@ package retrieval
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/podium-rank/podium/engine/ann"
@@ -65,7 +66,7 @@ func TestRetrieveColdUsesPopularity(t *testing.T) {
 	if len(q) != 0 || src != pipeline.SourceNone {
 		t.Fatalf("cold query %v %v", q, src)
 	}
-	r.Retrieve(req, q, src, nil, nil, &s, &l)
+	r.Retrieve(req, q, src, nil, nil, nil, &s, &l)
 	want := []uint32{97, 96, 95, 94, 93} // 99 is out of stock, 98 excluded
 	if len(l.IDs) != 5 {
 		t.Fatalf("got %v", l.IDs)
@@ -89,7 +90,7 @@ func TestRetrievePersonalised(t *testing.T) {
 		t.Fatalf("query %v %v", q, src)
 	}
 	req := &pipeline.Request{Exclude: []uint32{ctxItem}}
-	r.Retrieve(req, q, src, nil, nil, &s, &l)
+	r.Retrieve(req, q, src, nil, nil, nil, &s, &l)
 	if len(l.IDs) != 7 {
 		t.Fatalf("want 4 ANN + 3 popular, got %v", l.IDs)
 	}
@@ -108,7 +109,7 @@ func TestRetrievePersonalised(t *testing.T) {
 	row.Emb = append(row.Emb, cat.Embedding(50, nil)...)
 	q, src = r.Query(&row, &Signals{}, &s, nil)
 	l.Reset()
-	r.Retrieve(&pipeline.Request{}, q, src, nil, nil, &s, &l)
+	r.Retrieve(&pipeline.Request{}, q, src, nil, nil, nil, &s, &l)
 	if src != pipeline.SourceANN || l.IDs[0] != 50 {
 		t.Fatalf("user query: %v src %v", l.IDs, src)
 	}
@@ -136,7 +137,7 @@ func TestRetrieveCoVisitFirst(t *testing.T) {
 	cov.Put(5, 1)
 	cov.Put(9, 0.9) // out of stock: skipped
 	cov.Put(6, 0.5)
-	r.Retrieve(&pipeline.Request{Exclude: []uint32{6}}, nil, pipeline.SourceNone, &cov, nil, &s, &l)
+	r.Retrieve(&pipeline.Request{Exclude: []uint32{6}}, nil, pipeline.SourceNone, &cov, nil, nil, &s, &l)
 	if l.IDs[0] != 5 || l.Sources[0] != pipeline.SourceCoVisit || l.Retrieval[0] != 1 || l.IDs[1] != 99-1 {
 		t.Fatalf("got %v %v", l.IDs, l.Sources)
 	}
@@ -160,7 +161,7 @@ func TestRetrieveRecentItems(t *testing.T) {
 	recent.Put(9, 0.8) // out of stock: skipped
 	recent.Put(6, 0.5) // excluded
 	recent.Put(4, 0.25)
-	r.Retrieve(&pipeline.Request{Exclude: []uint32{6}}, nil, pipeline.SourceNone, &cov, &recent, &s, &l)
+	r.Retrieve(&pipeline.Request{Exclude: []uint32{6}}, nil, pipeline.SourceNone, &cov, &recent, nil, &s, &l)
 	if len(l.IDs) < 3 || l.IDs[0] != 5 || l.IDs[1] != 7 || l.IDs[2] != 4 ||
 		l.Sources[1] != pipeline.SourceRecent || l.Retrieval[1] != 1 || l.Retrieval[2] != 0.25 {
 		t.Fatalf("got %v %v %v", l.IDs, l.Sources, l.Retrieval)
@@ -171,5 +172,48 @@ func TestRetrieveRecentItems(t *testing.T) {
 			t.Fatalf("candidate %d twice, excluded or out of stock: %v", id, l.IDs)
 		}
 		seen[id] = true
+	}
+}
+
+// TestRetrieveAffinity: popular items of the session's categories join the candidates
+// after the globally popular ones, within the scan bound, available and not excluded.
+func TestRetrieveAffinity(t *testing.T) {
+	cat := catalog.New(catalog.Config{})
+	for i := 0; i < 100; i++ {
+		c := "c" + strconv.Itoa(i%4) // c3 holds i3, i7, ..., the least popular of each four
+		if _, err := cat.Upsert(&catalog.Item{ID: "i" + strconv.Itoa(i), InStock: i != 95,
+			Features:   []catalog.Feature{{Name: "popularity", Value: float32(i%4*-1000 + i)}},
+			Attributes: []catalog.Attribute{{Name: "category", Value: c}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pop := NewPopularity(cat, "popularity")
+	pop.Refresh(true)
+	ai, _ := cat.AttributeIndex("category")
+	id := func(s string) uint32 { v, _ := cat.Items().Lookup(s); return v }
+	var aff pipeline.Affinity
+	aff.Reset()
+	aff.Attr = ai
+	aff.Add(cat.AttributeCode(ai, id("i3")), 1)
+	r := New(cat, nil, pop, Config{ANN: 5, Popular: 5, Affinity: 3, AffinityScan: 100})
+	var s Scratch
+	var l pipeline.List
+	r.Retrieve(&pipeline.Request{Exclude: []uint32{id("i99")}}, nil, pipeline.SourceNone, nil, nil, &aff, &s, &l)
+	// 5 popular items of c0 (i96, i92, ...), then the best of c3: i99 excluded, i95 out of stock.
+	var affIDs []string
+	for i, x := range l.IDs {
+		if l.Sources[i] == pipeline.SourceAffinity {
+			affIDs = append(affIDs, cat.ItemName(x))
+		}
+	}
+	if len(l.IDs) != 8 || strings.Join(affIDs, ",") != "i91,i87,i83" {
+		t.Fatalf("candidates %v, affinity ones %v", l.IDs, affIDs)
+	}
+	// The scan bound: c3's items start at rank 75 of 100, beyond a scan of 50.
+	r = New(cat, nil, pop, Config{ANN: 5, Popular: 5, Affinity: 3, AffinityScan: 50})
+	l.Reset()
+	r.Retrieve(&pipeline.Request{}, nil, pipeline.SourceNone, nil, nil, &aff, &s, &l)
+	if len(l.IDs) != 5 {
+		t.Fatalf("the scan bound was not kept: %v", l.IDs)
 	}
 }

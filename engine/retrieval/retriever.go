@@ -17,6 +17,11 @@ type Config struct {
 	// Popular is how many popular items to add to a personalised request's candidates
 	// (default 50). A request with no query vector gets ANN popular items instead.
 	Popular int
+	// Affinity is how many popular items of the attribute values the request is into
+	// (pipeline.Env.Affinity: the session's categories) join the candidates (default 50;
+	// negative for none); AffinityScan bounds how far down the popularity order they are
+	// looked for (default 10,000 items, about 20 µs).
+	Affinity, AffinityScan int
 	// UserWeight, ItemWeight and SessionWeight blend the unit-length user embedding, context
 	// item embedding and session embedding into the query vector (defaults 1, 1, 1).
 	UserWeight, ItemWeight, SessionWeight float32
@@ -28,6 +33,12 @@ func (c *Config) defaults() {
 	}
 	if c.Popular <= 0 {
 		c.Popular = 50
+	}
+	if c.Affinity == 0 {
+		c.Affinity = 50
+	}
+	if c.AffinityScan <= 0 {
+		c.AffinityScan = 10_000
 	}
 	if c.UserWeight == 0 {
 		c.UserWeight = 1
@@ -64,6 +75,18 @@ type Scratch struct {
 	vec    []float32
 	seen   marks.Set
 	filter availFilter
+	aff    affinityFilter
+}
+
+// affinityFilter allows the available items whose attribute value the request is into.
+type affinityFilter struct {
+	avail *availFilter
+	cat   *catalog.Catalog
+	aff   *pipeline.Affinity
+}
+
+func (f *affinityFilter) Allow(id uint32) bool {
+	return f.avail.Allow(id) && f.aff.Get(f.cat.AttributeCode(f.aff.Attr, id)) > 0
 }
 
 type availFilter struct {
@@ -130,8 +153,8 @@ func (r *Retriever) Query(user *features.UserRow, sig *Signals, s *Scratch, dst 
 // during the search. Candidates of a request with a query are scored by similarity to it;
 // without one, co-visited items by their co-visitation score and the others by relative
 // popularity.
-func (r *Retriever) Retrieve(req *pipeline.Request, q []float32, src pipeline.Source, cov, recent *pipeline.SparseScores, s *Scratch, l *pipeline.List) {
-	hint := len(req.Exclude) + r.cfg.ANN + r.cfg.Popular
+func (r *Retriever) Retrieve(req *pipeline.Request, q []float32, src pipeline.Source, cov, recent *pipeline.SparseScores, aff *pipeline.Affinity, s *Scratch, l *pipeline.List) {
+	hint := len(req.Exclude) + r.cfg.ANN + r.cfg.Popular + max(0, r.cfg.Affinity)
 	if cov != nil {
 		hint += len(cov.IDs())
 	}
@@ -159,8 +182,22 @@ func (r *Retriever) Retrieve(req *pipeline.Request, q []float32, src pipeline.So
 	if r.pop == nil {
 		return
 	}
+	r.addPopular(&s.filter, 0, want, q, pipeline.SourcePopular, s, l)
+	if aff != nil && aff.Active() && r.cfg.Affinity > 0 {
+		s.aff = affinityFilter{avail: &s.filter, cat: r.cat, aff: aff}
+		r.addPopular(&s.aff, r.cfg.AffinityScan, r.cfg.Affinity, q, pipeline.SourceAffinity, s, l)
+	}
+}
+
+// addPopular appends up to want of the most popular items f allows that are not candidates
+// yet, looking at the scan most popular (0: all), scored by similarity to q when there is
+// one, else by relative popularity.
+func (r *Retriever) addPopular(f ann.Filter, scan, want int, q []float32, src pipeline.Source, s *Scratch, l *pipeline.List) {
+	if want <= 0 {
+		return
+	}
 	added := 0
-	r.pop.Top(&s.filter, func(id uint32, pop float32) bool {
+	r.pop.TopScan(f, scan, func(id uint32, pop float32) bool {
 		if !s.seen.Set(id) {
 			return true
 		}
@@ -169,7 +206,7 @@ func (r *Retriever) Retrieve(req *pipeline.Request, q []float32, src pipeline.So
 			s.vec = r.cat.Embedding(id, s.vec[:0])
 			score = cosine(q, s.vec)
 		}
-		l.Add(id, score, pipeline.SourcePopular)
+		l.Add(id, score, src)
 		added++
 		return added < want
 	})

@@ -21,6 +21,7 @@ const (
 	FeatureCoVisit        = "covisit_score"    // co-visitation with the session's recent items, 0..1
 	FeaturePopularity     = "popularity_score" // popularity (static blended with live events) relative to the top item, 0..1
 	FeatureSession        = "session_score"    // how strongly and recently the session interacted with the item itself, 0..1
+	FeatureAffinity       = "affinity_score"   // the session's interest in the item's category (engine.Config.AffinityAttribute), 0..1
 	UserFeaturePrefix     = "user."            // user.<name>: the requesting user's feature, same for every candidate
 	ContextFeaturePrefix  = "ctx."             // ctx.<key>: a numeric request context value
 )
@@ -50,6 +51,7 @@ const (
 	srcCoVisit
 	srcPopularity
 	srcSession
+	srcAffinity
 )
 
 type column struct {
@@ -108,6 +110,8 @@ func (p *FeaturePlan) resolve(name string) column {
 		return column{kind: srcPopularity}
 	case FeatureSession:
 		return column{kind: srcSession}
+	case FeatureAffinity:
+		return column{kind: srcAffinity}
 	}
 	if rest, ok := strings.CutPrefix(name, UserFeaturePrefix); ok {
 		if c, ok := p.cat.UserSchema().Lookup(rest); ok {
@@ -178,6 +182,14 @@ func (p *FeaturePlan) Fill(env *pipeline.Env, l *pipeline.List, s *Scratch, dst 
 		case srcSession:
 			for i, id := range l.IDs {
 				out[i], _ = env.Recent.Get(id)
+			}
+		case srcAffinity:
+			a := &env.Affinity
+			for i, id := range l.IDs {
+				out[i] = 0
+				if a.Active() {
+					out[i] = a.Get(p.cat.AttributeCode(a.Attr, id))
+				}
 			}
 		case srcPopularity:
 			for i, id := range l.IDs {

@@ -35,7 +35,7 @@ func TestFeaturePlanFill(t *testing.T) {
 	if _, err := cat.UpsertUser(&catalog.User{ID: "u", Features: []catalog.Feature{{Name: "age", Value: 40}}}); err != nil {
 		t.Fatal(err)
 	}
-	plan := NewFeaturePlan([]string{"price", "retrieval_score", "retriever", "user.age", "ctx.hour", "item_clicks_1h", "later", "position", "covisit_score", "popularity_score", "session_score"}, Sources{Catalog: cat, Realtime: fakeRT{},
+	plan := NewFeaturePlan([]string{"price", "retrieval_score", "retriever", "user.age", "ctx.hour", "item_clicks_1h", "later", "position", "covisit_score", "popularity_score", "session_score", "affinity_score"}, Sources{Catalog: cat, Realtime: fakeRT{},
 		Popularity: func(id uint32) float32 { return float32(id) / 2 }})
 	env := &pipeline.Env{Items: cat, Now: 1}
 	env.Request.Context = []pipeline.ContextValue{{Key: "hour", Num: 13, IsNum: true}}
@@ -48,10 +48,13 @@ func TestFeaturePlanFill(t *testing.T) {
 	env.CoVisit.Put(0, 0.75)
 	env.Recent.Reset()
 	env.Recent.Put(1, 0.4)
+	env.Affinity.Reset()
+	env.Affinity.Attr, _ = cat.AttributeIndex("brand")
+	env.Affinity.Add(cat.AttributeCode(env.Affinity.Attr, 0), 0.6) // both items are brand x
 	var s Scratch
 	got := plan.Fill(env, &l, &s, nil)
 	nan := float32(math.NaN())
-	want := []float32{7, 5, 0.5, 0.25, 1, 2, 40, 40, 13, 13, 11, 1, nan, nan, 0, 1, 0, 0.75, 0.5, 0, 0.4, 0}
+	want := []float32{7, 5, 0.5, 0.25, 1, 2, 40, 40, 13, 13, 11, 1, nan, nan, 0, 1, 0, 0.75, 0.5, 0, 0.4, 0, 0.6, 0.6}
 	for i := range want {
 		if got[i] != want[i] && !(want[i] != want[i] && got[i] != got[i]) {
 			t.Fatalf("Fill = %v, want %v", got, want)

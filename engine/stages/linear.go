@@ -13,16 +13,18 @@ type Weight struct {
 }
 
 // DefaultBlend is the engine's default rank stage when no pipeline is configured: cosine
-// similarity to the query, plus co-visitation with the session's recent items, plus half
-// the session's own interest in the item (people come back to what they just looked at),
+// similarity to the query, plus co-visitation with the session's recent items (weighted
+// 1.5, so an item co-visited as strongly as the best one beats a perfect similarity in the
+// same category), plus half the session's own interest in the item (people come back to
+// what they just looked at), plus half the session's interest in the item's category,
 // plus a little popularity (static and live). Each term is on a 0..1 scale, so the weights
-// read as trade-offs: an item co-visited as strongly as the best one is worth as much as a
-// perfect similarity; popularity breaks near ties and ranks cold requests. RATIONALE.md,
+// read as trade-offs; popularity breaks near ties and ranks cold requests. RATIONALE.md,
 // "Why this default blend?".
 var DefaultBlend = []Weight{
 	{FeatureRetrievalScore, 1},
-	{FeatureCoVisit, 1},
+	{FeatureCoVisit, 1.5},
 	{FeatureSession, 0.5},
+	{FeatureAffinity, 0.5},
 	{FeaturePopularity, 0.2},
 }
 
