@@ -22,7 +22,7 @@ type PluginConfig struct {
 	// sdk/ABI.md §2).
 	Params json.RawMessage
 	// Timeout is the deadline of one call; a context deadline that comes sooner wins.
-	// Zero means DefaultTimeout.
+	// Zero means DefaultTimeout. Race-detector builds multiply it by 10 (race.go).
 	Timeout time.Duration
 	// InitTimeout is the deadline of starting one instance (_initialize and podium_init).
 	// Zero means DefaultInitTimeout.
@@ -93,6 +93,7 @@ func (m *Module) Start(ctx context.Context, cfg PluginConfig) (*Plugin, error) {
 	if p.timeout <= 0 {
 		p.timeout = DefaultTimeout
 	}
+	p.timeout *= raceSlowdown
 	if p.initTO <= 0 {
 		p.initTO = DefaultInitTimeout
 	}
