@@ -33,6 +33,7 @@ Flags:`)
 	}
 	var (
 		addr     = fs.String("addr", "http://127.0.0.1:8080", "the engine's public API")
+		baseAddr = fs.String("baseline-addr", "", "a second engine (the current pipeline) to replay the same log into and compare against")
 		file     = fs.String("events", "", "interaction log to replay (NDJSON or JSON array; - for stdin)")
 		demoN    = fs.Int("demo-sessions", 0, "instead of --events, replay this many synthetic sessions over the demo catalog (engine --demo)")
 		demoIt   = fs.Int("demo-items", 0, "items of the demo catalog the engine serves (its --demo-items; default 100000)")
@@ -96,18 +97,38 @@ Flags:`)
 		fmt.Fprintln(stderr, "engine eval: give --events FILE or --demo-sessions N")
 		return 2
 	}
-	rep, err := eval.Run(eval.Config{Addr: *addr, K: *k, Target: *target, TestFraction: *frac, MaxTest: *maxTest,
-		Anonymous: *anon, ContextItem: *ctxItem}, log)
-	if err != nil {
-		fmt.Fprintln(stderr, "engine eval:", err)
-		return 1
+	ecfg := eval.Config{Addr: *addr, K: *k, Target: *target, TestFraction: *frac, MaxTest: *maxTest,
+		Anonymous: *anon, ContextItem: *ctxItem}
+	names := []string{*addr}
+	if *baseAddr != "" {
+		names = append(names, *baseAddr+" (baseline)")
+	}
+	var reps []*eval.Report
+	for i, a := range []string{*addr, *baseAddr}[:len(names)] {
+		ecfg.Addr = a
+		rep, err := eval.Run(ecfg, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "engine eval: %s: %v\n", names[i], err)
+			return 1
+		}
+		reps = append(reps, rep)
 	}
 	if *asJSON {
-		b, _ := sonic.ConfigStd.MarshalIndent(rep, "", "  ")
+		var b []byte
+		if len(reps) == 1 {
+			b, _ = sonic.ConfigStd.MarshalIndent(reps[0], "", "  ")
+		} else {
+			b, _ = sonic.ConfigStd.MarshalIndent(map[string]*eval.Report{"candidate": reps[0], "baseline": reps[1]}, "", "  ")
+		}
 		fmt.Fprintln(stdout, string(b))
 		return 0
 	}
+	rep := reps[0]
 	fmt.Fprintf(stdout, "%d events, %d as history, %d test sessions, %d rejected by the engine\n\n", rep.Events, rep.History, rep.TestSessions, rep.Rejected)
-	fmt.Fprint(stdout, eval.Markdown([]string{*addr}, []*eval.Report{rep}))
+	fmt.Fprint(stdout, eval.Markdown(names, reps))
+	if len(reps) == 2 {
+		fmt.Fprintln(stdout)
+		fmt.Fprintln(stdout, eval.Compare(reps[0], reps[1]))
+	}
 	return 0
 }

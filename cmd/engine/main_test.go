@@ -160,6 +160,15 @@ func TestEvalCommand(t *testing.T) {
 	if !strings.Contains(out.String(), "| "+url+" | 10 | next |") {
 		t.Fatalf("no report row:\n%s", out.String())
 	}
+	// Against a baseline engine: both rows and the ratios.
+	_, base := startProcess(t, "--demo --demo-items 3000 --pipeline native --index flat --addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 --data-dir "+t.TempDir())
+	out.Reset()
+	if code := runEval([]string{"--addr", url, "--baseline-addr", base, "--demo-sessions", "100", "--demo-items", "3000"}, &out, &errb); code != 0 {
+		t.Fatalf("engine eval --baseline-addr = %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), base+" (baseline) |") || !strings.Contains(out.String(), "candidate / baseline: recall ") {
+		t.Fatalf("no comparison:\n%s", out.String())
+	}
 	logFile := filepath.Join(t.TempDir(), "log.ndjson")
 	if code := runEval([]string{"--demo-sessions", "50", "--demo-items", "3000", "--write-log", logFile}, &out, &errb); code != 0 {
 		t.Fatalf("--write-log = %d: %s", code, errb.String())

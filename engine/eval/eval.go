@@ -435,3 +435,20 @@ func Markdown(names []string, reps []*Report) string {
 	}
 	return b.String()
 }
+
+// Compare says how a candidate's figures relate to a baseline's on the same log, as ratios
+// (candidate / baseline), e.g. "recall 1.12x, NDCG 1.08x, MRR 1.05x, hit rate 1.10x".
+func Compare(candidate, baseline *Report) string {
+	ratio := func(a, b float64) string {
+		if b == 0 {
+			if a == 0 {
+				return "1.00x"
+			}
+			return "inf"
+		}
+		return fmt.Sprintf("%.2fx", a/b)
+	}
+	return fmt.Sprintf("candidate / baseline: recall %s, NDCG %s, MRR %s, hit rate %s",
+		ratio(candidate.Recall, baseline.Recall), ratio(candidate.NDCG, baseline.NDCG),
+		ratio(candidate.MRR, baseline.MRR), ratio(candidate.HitRate, baseline.HitRate))
+}

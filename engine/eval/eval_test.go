@@ -76,7 +76,10 @@ func TestReplayScoresSessionsOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("\n%s", Markdown([]string{"default blend", "popularity only"}, []*Report{rep, pop}))
+	t.Logf("\n%s\n%s", Markdown([]string{"default blend", "popularity only"}, []*Report{rep, pop}), Compare(rep, pop))
+	if c := Compare(rep, pop); !strings.HasPrefix(c, "candidate / baseline: recall ") || strings.Contains(c, "recall 1.00x") {
+		t.Fatalf("compare: %s", c)
+	}
 	if rep.Requests == 0 || rep.Requests != pop.Requests || rep.History == 0 || rep.TestSessions == 0 {
 		t.Fatalf("nothing scored: %+v", rep)
 	}
