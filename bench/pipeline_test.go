@@ -74,14 +74,15 @@ func buildGuest(tb testing.TB, dir, lang string) string {
 	return out
 }
 
-// wasmPipeline builds the three stages from Wasm; linearLang picks the rank guest.
-func wasmPipeline(tb testing.TB, e *engine.Engine, linearLang string) *pipeline.Pipeline {
+// wasmPipeline builds the three stages from Wasm: the rank guest in rankLang ("go" or "c"),
+// the rules and diversity guests in otherLang.
+func wasmPipeline(tb testing.TB, e *engine.Engine, rankLang, otherLang string) *pipeline.Pipeline {
 	tb.Helper()
 	cfg := &pipeline.Config{}
 	for _, s := range threeStages {
-		lang := "go"
+		lang := otherLang
 		if s.name == "rank" {
-			lang = linearLang
+			lang = rankLang
 		}
 		cfg.Stages = append(cfg.Stages, pipeline.StageConfig{Name: s.name, Kind: s.kind,
 			Plugin: buildGuest(tb, filepath.Join(repoRoot(), s.dir), lang), Params: s.params, Deadline: "1s"})
@@ -155,19 +156,21 @@ func topIDs(tb testing.TB, e *engine.Engine, user string) ([]uint32, pipeline.Re
 }
 
 // TestWasmPipelineMatchesNative: rank -> rules -> diversity over 1000 candidates × 32
-// features gives the same top-20 as Wasm (Go and C rank guests) and as native Go.
+// features gives the same top-20 as Wasm (Go guests; the C rank guest with Go rules and
+// diversity; C guests for all three stages) and as native Go.
 func TestWasmPipelineMatchesNative(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds Wasm guests and a 20k-item catalog")
 	}
 	e := pipelineEngine(t)
 	pipes := map[string]*pipeline.Pipeline{
-		"native": nativePipeline(t, e), "wasm-go": wasmPipeline(t, e, "go"), "wasm-c": wasmPipeline(t, e, "c"),
+		"native": nativePipeline(t, e), "wasm-go": wasmPipeline(t, e, "go", "go"),
+		"wasm-c-rank": wasmPipeline(t, e, "c", "go"), "wasm-c": wasmPipeline(t, e, "c", "c"),
 	}
 	for u := 0; u < 30; u++ {
 		user := fmt.Sprintf("u%d", u*37)
 		var want []uint32
-		for _, name := range []string{"native", "wasm-go", "wasm-c"} {
+		for _, name := range []string{"native", "wasm-go", "wasm-c-rank", "wasm-c"} {
 			e.SetPipeline(pipes[name])
 			got, res := topIDs(t, e, user)
 			if res.FellBack || len(got) != 20 {
@@ -195,8 +198,9 @@ func BenchmarkPipeline(b *testing.B) {
 		p    func() *pipeline.Pipeline
 	}{
 		{"native", func() *pipeline.Pipeline { return nativePipeline(b, e) }},
-		{"wasm-go", func() *pipeline.Pipeline { return wasmPipeline(b, e, "go") }},
-		{"wasm-c-rank", func() *pipeline.Pipeline { return wasmPipeline(b, e, "c") }},
+		{"wasm-go", func() *pipeline.Pipeline { return wasmPipeline(b, e, "go", "go") }},
+		{"wasm-c-rank", func() *pipeline.Pipeline { return wasmPipeline(b, e, "c", "go") }},
+		{"wasm-c", func() *pipeline.Pipeline { return wasmPipeline(b, e, "c", "c") }},
 	} {
 		e.SetPipeline(c.p())
 		b.Run(c.name, func(b *testing.B) {
