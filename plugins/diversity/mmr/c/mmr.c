@@ -17,7 +17,7 @@
 
 #include "podium.h"
 #include "podium_json.h"
-#include "params.h"
+#include "podium_params.h"
 
 #pragma STDC FP_CONTRACT OFF
 

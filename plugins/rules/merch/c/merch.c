@@ -11,7 +11,7 @@
  */
 #include "podium.h"
 #include "podium_json.h"
-#include "params.h"
+#include "podium_params.h"
 
 #pragma STDC FP_CONTRACT OFF /* score·mul + add rounds twice, as in Go */
 

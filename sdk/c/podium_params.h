@@ -1,6 +1,6 @@
 /*
- * params.h: strict reading of params JSON for the freestanding C guests of rules/merch and
- * diversity/mmr, on top of sdk/c/podium_json.h. It reads what encoding/json would give the Go
+ * podium_params.h: strict reading of params JSON for freestanding C guests (rules/merch and
+ * diversity/mmr use it), on top of podium_json.h. It reads what encoding/json would give the Go
  * guests (plugins/rules/merch/params.go, plugins/diversity/mmr/mmr.go) for the JSON the host
  * hands over (plugin.MergeParams: valid, compacted JSON, top-level keys unique):
  *
@@ -13,9 +13,8 @@
  *     float32 range is an error, as in Go; int fields take integer literals only (3.0 or 1e3
  *     are errors in Go too).
  *
- * It allocates nothing and is meant for podium_init only. A copy lives in
- * plugins/diversity/mmr/c/params.h (keep both the same: the build hashes only the guest's own
- * directory and its parent).
+ * It allocates nothing and is meant for podium_init only. scripts/build-wasm.sh hashes every
+ * sdk/c header into each C guest's cache key, so editing it rebuilds the guests.
  */
 #ifndef PODIUM_PARAMS_H
 #define PODIUM_PARAMS_H
