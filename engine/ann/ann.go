@@ -97,10 +97,16 @@ type Stats struct {
 	// Live is the number of stored, not deleted ids (Len).
 	Live int
 	// Deleted is the number of tombstones: deleted ids whose vectors HNSW still keeps to route
-	// searches through. It is 0 for Flat and IVF.
+	// searches through until the next compaction. It is 0 for Flat and IVF.
 	Deleted int
 	// Bytes estimates the memory the index holds: vectors, links, lists and tables.
 	Bytes int64
+	// Compactions is the number of HNSW compactions run (HNSW.Compact, explicit or automatic).
+	// It is 0 for Flat and IVF.
+	Compactions int64
+	// Reclaimed is the number of tombstones HNSW compactions have removed from the graph,
+	// freeing their vectors and links. It is 0 for Flat and IVF.
+	Reclaimed int64
 }
 
 // checkVec validates v for insertion under id and writes it, normalised under Cosine, into dst

@@ -21,12 +21,18 @@ type HNSWConfig struct {
 	EfSearch int
 	// Seed makes the random layer assignment reproducible. Default 1.
 	Seed uint64
+	// CompactAt is the share of tombstones, Deleted / (Live + Deleted), above which a Delete
+	// starts a background Compact. Default 0.25; a negative value turns automatic compaction
+	// off (Compact can still be called). See RATIONALE.md, "Why compaction repairs the graph in
+	// place?".
+	CompactAt float64
 }
 
 const (
 	defaultM              = 16
 	defaultEfConstruction = 200
 	defaultEfSearch       = 64
+	defaultCompactAt      = 0.25
 	maxLevel              = 16
 	noID                  = ^uint32(0)
 	stripes               = 256
@@ -50,7 +56,8 @@ const (
 //
 // Delete leaves a tombstone: the node keeps routing searches but is never returned. Upsert of a
 // stored or deleted id writes the new vector and relinks the node. Tombstones are counted in
-// Stats; a catalog that turns over completely should be rebuilt into a fresh index now and then.
+// Stats and removed by Compact, which unlinks them, reconnects their neighbours and frees their
+// memory; it runs in the background once the tombstones pass HNSWConfig.CompactAt.
 type HNSW struct {
 	dim     int
 	metric  Metric
@@ -72,6 +79,15 @@ type HNSW struct {
 	epMu sync.Mutex
 
 	noEstimate bool // tests set it to exercise the filtered graph search on small indexes
+
+	compactAt   float64                  // CompactAt; <= 0 means never automatically
+	compactMu   sync.Mutex               // one Compact at a time
+	compacting  atomic.Bool              // a background Compact is queued or running
+	bg          sync.WaitGroup           // background compactions, for tests
+	gate        sync.RWMutex             // Upsert holds it shared; Compact takes it to drain older Upserts
+	dying       atomic.Pointer[[]uint64] // the tombstones a running Compact removes, or nil
+	compactions atomic.Int64
+	reclaimed   atomic.Int64
 
 	levelCtr atomic.Uint64
 	live     atomic.Int64
@@ -115,6 +131,7 @@ type scratch struct {
 	nbuf2 []uint32 // a layer-0 list being changed by addLink
 	ids   []uint32 // neighbours chosen for the node being linked
 	ids2  []uint32 // a list pruned by addLink
+	hop   []uint32 // a tombstone's list walked by repair
 	eps   []cand
 }
 
@@ -135,15 +152,19 @@ func NewHNSW(dim int, m Metric, cfg HNSWConfig) *HNSW {
 	if cfg.Seed == 0 {
 		cfg.Seed = 1
 	}
+	if cfg.CompactAt == 0 {
+		cfg.CompactAt = defaultCompactAt
+	}
 	h := &HNSW{
-		dim:     dim,
-		metric:  m,
-		m:       cfg.M,
-		m0:      2 * cfg.M,
-		stride:  2*cfg.M + 1,
-		efc:     max(cfg.EfConstruction, cfg.M),
-		seed:    cfg.Seed,
-		levelMu: 1 / math.Log(float64(cfg.M)),
+		dim:       dim,
+		metric:    m,
+		m:         cfg.M,
+		m0:        2 * cfg.M,
+		stride:    2*cfg.M + 1,
+		efc:       max(cfg.EfConstruction, cfg.M),
+		seed:      cfg.Seed,
+		levelMu:   1 / math.Log(float64(cfg.M)),
+		compactAt: cfg.CompactAt,
 	}
 	h.vecs.dim = dim
 	h.free = make(chan *scratch, 2*runtime.GOMAXPROCS(0)+2)
@@ -177,15 +198,21 @@ func (h *HNSW) Stats() Stats {
 	live := h.live.Load()
 	var chunks int64
 	if d := h.dir.Load(); d != nil {
-		chunks = int64(len(*d))
+		for _, c := range *d {
+			if c != nil {
+				chunks++
+			}
+		}
 	}
 	perID := int64(4+1+8) + int64(h.stride)*4
 	const nodeBytes = 32 + 8 + 24 // node struct, list pointer and slice header
 	b := h.vecs.bytes() + chunks*chunkSize*perID + h.upperCap.Load()*4 + h.uppers.Load()*nodeBytes
-	return Stats{Live: int(live), Deleted: int(nodes - live), Bytes: b}
+	return Stats{Live: int(live), Deleted: int(nodes - live), Bytes: b,
+		Compactions: h.compactions.Load(), Reclaimed: h.reclaimed.Load()}
 }
 
-// chunk returns the chunk holding id, or nil if the index has not grown that far.
+// chunk returns the chunk holding id, or nil if the index has not grown that far or Compact
+// freed the chunk (every id in it was reclaimed).
 func (h *HNSW) chunk(id uint32) *hchunk {
 	d := h.dir.Load()
 	if d == nil || int(id>>chunkBits) >= len(*d) {
@@ -206,14 +233,15 @@ func (h *HNSW) ensureChunk(id uint32) *hchunk {
 		old = *d
 	}
 	ci := int(id >> chunkBits)
-	if ci < len(old) {
+	if ci < len(old) && old[ci] != nil {
 		return old[ci]
 	}
-	nd := make([]*hchunk, ci+1)
+	nd := make([]*hchunk, max(ci+1, len(old)))
 	copy(nd, old)
-	for j := len(old); j <= ci; j++ {
+	for j := len(old); j < ci; j++ {
 		nd[j] = &hchunk{links: make([]atomic.Uint32, chunkSize*h.stride)}
 	}
+	nd[ci] = &hchunk{links: make([]atomic.Uint32, chunkSize*h.stride)}
 	h.dir.Store(&nd)
 	return nd[ci]
 }
@@ -227,14 +255,32 @@ func (h *HNSW) size() int {
 	return len(*d) * chunkSize
 }
 
-// vec returns the vector of a stored id.
+// vec returns the vector of a stored id that Compact cannot reclaim meanwhile.
 func (h *HNSW) vec(id uint32) []float32 {
 	return h.vecs.row(h.chunk(id).slot[id&chunkMask].Load() - 1)
 }
 
-// levelOf returns the top layer of a stored id.
+// vecOK returns the vector of id, or false if id is not stored (never was, or Compact reclaimed
+// it after the caller read a link to it). The row stays valid while the caller is pinned.
+func (h *HNSW) vecOK(id uint32) ([]float32, bool) {
+	c := h.chunk(id)
+	if c == nil {
+		return nil, false
+	}
+	slot := c.slot[id&chunkMask].Load()
+	if slot == 0 {
+		return nil, false
+	}
+	return h.vecs.row(slot - 1), true
+}
+
+// levelOf returns the top layer of a stored id (0 for an id not stored).
 func (h *HNSW) levelOf(id uint32) int {
-	if nd := h.chunk(id).upper[id&chunkMask].Load(); nd != nil {
+	c := h.chunk(id)
+	if c == nil {
+		return 0
+	}
+	if nd := c.upper[id&chunkMask].Load(); nd != nil {
 		return nd.level
 	}
 	return 0
@@ -250,6 +296,9 @@ func (h *HNSW) row0(c *hchunk, id uint32) []atomic.Uint32 {
 // published slice (nil if id does not reach layer l).
 func (h *HNSW) neighbors(id uint32, l int, buf []uint32) []uint32 {
 	c := h.chunk(id)
+	if c == nil {
+		return buf[:0]
+	}
 	if l == 0 {
 		row := h.row0(c, id)
 		n := min(int(row[0].Load()), h.m0)
@@ -371,6 +420,8 @@ func (h *HNSW) Upsert(id uint32, vec []float32) error {
 	if id > MaxID || len(vec) != h.dim {
 		return checkVec(nil, id, vec, h.dim, h.metric)
 	}
+	h.gate.RLock()
+	defer h.gate.RUnlock()
 	mu := &h.opMu[id%stripes]
 	mu.Lock()
 	defer mu.Unlock()
@@ -402,14 +453,18 @@ func (h *HNSW) Upsert(id uint32, vec []float32) error {
 		h.live.Add(1)
 		h.link(id, level, row, false)
 	} else {
-		h.link(id, h.levelOf(id), row, true)
+		// A revived id is live before it is relinked, so that a running Compact keeps the
+		// links its relink adds (see compact.go).
 		if !c.live[i].Swap(true) {
 			h.live.Add(1)
 		}
+		h.link(id, h.levelOf(id), row, true)
 	}
 	h.rec.unpin(epoch)
 	if old != 0 {
 		h.rec.retire(old - 1)
+	}
+	if old != 0 || h.rec.pending.Load() > 0 {
 		h.rec.collect(&h.vecs)
 	}
 	return nil
@@ -424,10 +479,14 @@ func (h *HNSW) Delete(id uint32) {
 	}
 	mu := &h.opMu[id%stripes]
 	mu.Lock()
-	if c.live[id&chunkMask].Swap(false) {
+	deleted := c.live[id&chunkMask].Swap(false)
+	if deleted {
 		h.live.Add(-1)
 	}
 	mu.Unlock()
+	if deleted {
+		h.maybeCompact()
+	}
 }
 
 func (h *HNSW) maxLinks(level int) int {
@@ -454,13 +513,21 @@ func (h *HNSW) link(id uint32, level int, q []float32, relink bool) {
 		}
 		h.epMu.Unlock()
 	}
-	epID := uint32(ep)
-	epLevel := int(ep>>32) & 0xff
-
 	s := h.getScratch()
 	defer h.putScratch(s)
 
-	cur := cand{epID, dot(q, h.vec(epID))}
+	cur, epLevel, ok := h.entry(q)
+	if !ok {
+		// Compact reclaimed every other node after this Upsert's id was stored; the loop
+		// above found the graph non-empty, so only a concurrent Compact can get here.
+		h.epMu.Lock()
+		if h.ep.Load() == 0 {
+			h.ep.Store(epValid | uint64(level)<<32 | uint64(id))
+		}
+		h.epMu.Unlock()
+		return
+	}
+	dying := h.dying.Load()
 	for l := epLevel; l > level; l-- {
 		cur = h.greedy(q, cur, l)
 	}
@@ -470,11 +537,13 @@ func (h *HNSW) link(id uint32, level int, q []float32, relink bool) {
 		for _, c := range s.eps {
 			s.visit(c.id)
 			s.cand.push(c)
-			if c.id != id {
+			// The greedy descent may end on a tombstone a running Compact removes: route
+			// through it, but do not link to it (the rule searchLayer applies).
+			if c.id != id && (dying == nil || !h.isDead(*dying, c.id)) {
 				s.res.push(c)
 			}
 		}
-		h.searchLayer(s, q, l, h.efc, nil, id, false, math.MaxInt)
+		h.searchLayer(s, q, l, h.efc, nil, id, false, dying, math.MaxInt)
 		// Candidates, best first; they are the entry points of the next layer down.
 		s.buf = append(s.buf[:0], s.res...)
 		slices.SortFunc(s.buf, byScoreDesc)
@@ -487,7 +556,9 @@ func (h *HNSW) link(id uint32, level int, q []float32, relink bool) {
 			// Concurrent inserts may already have linked to this new node: keep those too.
 			for _, nb := range h.neighbors(id, l, s.nbuf) {
 				if !slices.ContainsFunc(s.buf, func(c cand) bool { return c.id == nb }) {
-					s.buf = append(s.buf, cand{nb, dot(q, h.vec(nb))})
+					if v, ok := h.vecOK(nb); ok {
+						s.buf = append(s.buf, cand{nb, dot(q, v)})
+					}
 				}
 			}
 			slices.SortFunc(s.buf, byScoreDesc)
@@ -578,7 +649,9 @@ func (h *HNSW) addLink(s *scratch, nb, id uint32, q []float32, l int) {
 	s.buf = s.buf[:0]
 	s.buf = append(s.buf, cand{id, dot(base, q)})
 	for _, c := range cur {
-		s.buf = append(s.buf, cand{c, dot(base, h.vec(c))})
+		if v, ok := h.vecOK(c); ok {
+			s.buf = append(s.buf, cand{c, dot(base, v)})
+		}
 	}
 	slices.SortFunc(s.buf, byScoreDesc)
 	s.ids2 = h.selectNeighbors(base, s.buf, maxM, s.ids2[:0])
@@ -590,7 +663,11 @@ func (h *HNSW) greedy(q []float32, cur cand, l int) cand {
 	for changed := true; changed; {
 		changed = false
 		for _, nb := range h.neighbors(cur.id, l, nil) {
-			if sc := dot(q, h.vec(nb)); sc > cur.score {
+			v, ok := h.vecOK(nb)
+			if !ok {
+				continue // reclaimed by Compact after this list was read
+			}
+			if sc := dot(q, v); sc > cur.score {
 				cur = cand{nb, sc}
 				changed = true
 			}
@@ -602,10 +679,11 @@ func (h *HNSW) greedy(q []float32, cur cand, l int) cand {
 // searchLayer is the HNSW paper's Algorithm 2 on layer l, starting from the candidates and
 // results already in s. It expands the best candidate until the best remaining one is worse
 // than the worst of ef results. Every reached node is traversed; only nodes that are live
-// (unless liveOnly is false), not skip and allowed by f are collected into s.res. While fewer
-// than ef nodes are collected the search keeps expanding (a selective filter widens it), but
-// stops after hungry scored nodes. It returns the number of nodes scored.
-func (h *HNSW) searchLayer(s *scratch, q []float32, l, ef int, f Filter, skip uint32, liveOnly bool, hungry int) int {
+// (unless liveOnly is false), not skip, not tombstones in dying and allowed by f are collected
+// into s.res. While fewer than ef nodes are collected the search keeps expanding (a selective
+// filter widens it), but stops after hungry scored nodes. It returns the number of nodes
+// scored.
+func (h *HNSW) searchLayer(s *scratch, q []float32, l, ef int, f Filter, skip uint32, liveOnly bool, dying *[]uint64, hungry int) int {
 	visits := 0
 	d := *h.dir.Load()
 	for len(s.cand) > 0 {
@@ -625,12 +703,20 @@ func (h *HNSW) searchLayer(s *scratch, q []float32, l, ef int, f Filter, skip ui
 				d = *h.dir.Load() // the index grew during the search
 			}
 			ch := d[nb>>chunkBits]
+			if ch == nil {
+				continue // freed by Compact after this list was read
+			}
 			i := nb & chunkMask
-			sc := dot(q, h.vecs.row(ch.slot[i].Load()-1))
+			slot := ch.slot[i].Load()
+			if slot == 0 {
+				continue // reclaimed by Compact after this list was read
+			}
+			sc := dot(q, h.vecs.row(slot-1))
 			visits++
 			if len(s.res) < ef || sc > s.res[0].score {
 				s.cand.push(cand{nb, sc})
-				if nb != skip && (!liveOnly || ch.live[i].Load()) && (f == nil || f.Allow(nb)) {
+				if nb != skip && (!liveOnly || ch.live[i].Load()) && (f == nil || f.Allow(nb)) &&
+					(dying == nil || ch.live[i].Load() || !inSet(*dying, nb)) { // not h.isDead: ch is at hand
 					s.res.offer(cand{nb, sc}, ef)
 				}
 			}
@@ -659,14 +745,21 @@ func (h *HNSW) Search(q []float32, k int, f Filter, dst []Result) []Result {
 // ends with fewer than k hits while more live ids exist (a filter rejecting everything near
 // the query, or deletions cutting the graph), SearchEf falls back to the exact scan.
 func (h *HNSW) SearchEf(q []float32, k, ef int, f Filter, dst []Result) []Result {
+	dst, _ = h.searchEf(q, k, ef, f, dst)
+	return dst
+}
+
+// searchEf is SearchEf that also returns the number of vectors scored on layer 0 (a scan
+// counts the live ids), the cost measure the churn benchmarks report.
+func (h *HNSW) searchEf(q []float32, k, ef int, f Filter, dst []Result) ([]Result, int) {
 	if k <= 0 {
-		return dst[:0]
+		return dst[:0], 0
 	}
 	s := h.getScratch()
 	defer h.putScratch(s)
 	q, ok := prepareQuery(s.q, q, h.dim, h.metric)
 	if !ok {
-		return dst[:0]
+		return dst[:0], 0
 	}
 	if ef <= 0 {
 		ef = int(h.efs.Load())
@@ -675,32 +768,46 @@ func (h *HNSW) SearchEf(q []float32, k, ef int, f Filter, dst []Result) []Result
 	epoch := h.rec.pin()
 	defer h.rec.unpin(epoch)
 
-	ep := h.ep.Load()
-	if ep == 0 {
-		return dst[:0]
+	cur, epLevel, ok := h.entry(q)
+	if !ok {
+		return dst[:0], 0
 	}
-	epID := uint32(ep)
-	cur := cand{epID, dot(q, h.vec(epID))}
-	for l := int(ep>>32) & 0xff; l > 0; l-- {
+	for l := epLevel; l > 0; l-- {
 		cur = h.greedy(q, cur, l)
 	}
 	s.reset()
 	s.visit(cur.id)
 	s.cand.push(cur)
-	if h.chunk(cur.id).live[cur.id&chunkMask].Load() && (f == nil || f.Allow(cur.id)) {
+	if c := h.chunk(cur.id); c != nil && c.live[cur.id&chunkMask].Load() && (f == nil || f.Allow(cur.id)) {
 		s.res.push(cur)
 	}
 	live := int(h.live.Load())
 	if f != nil && !h.noEstimate && h.preferScan(f, ef, live) {
 		h.scan(s, q, k, f)
-		return s.res.drainTo(dst, k)
+		return s.res.drainTo(dst, k), live
 	}
 	hungry := max(32*ef, live/10)
-	h.searchLayer(s, q, 0, ef, f, noID, true, hungry)
+	visits := h.searchLayer(s, q, 0, ef, f, noID, true, nil, hungry)
 	if len(s.res) < k && len(s.res) < live {
 		h.scan(s, q, k, f)
+		visits += live
 	}
-	return s.res.drainTo(dst, k)
+	return s.res.drainTo(dst, k), visits
+}
+
+// entry returns the entry point scored against q and its top layer, or false if the graph is
+// empty. Compact moves the entry point before it reclaims the old one, so a reload finds a
+// stored node.
+func (h *HNSW) entry(q []float32) (cand, int, bool) {
+	for {
+		ep := h.ep.Load()
+		if ep == 0 {
+			return cand{}, 0, false
+		}
+		if v, ok := h.vecOK(uint32(ep)); ok {
+			return cand{uint32(ep), dot(q, v)}, int(ep>>32) & 0xff, true
+		}
+	}
 }
 
 // preferScan estimates the fraction of live ids f allows from up to 64 of them and reports
@@ -745,6 +852,9 @@ func (h *HNSW) scan(s *scratch, q []float32, k int, f Filter) {
 	rows := *h.vecs.dir.Load()
 	dim := h.dim
 	for ci, c := range *d {
+		if c == nil {
+			continue // freed by Compact
+		}
 		for i := range c.live {
 			if !c.live[i].Load() {
 				continue
@@ -754,6 +864,9 @@ func (h *HNSW) scan(s *scratch, q []float32, k int, f Filter) {
 				continue
 			}
 			slot := c.slot[i].Load() - 1
+			if slot == noID {
+				continue // deleted and reclaimed since the live check
+			}
 			if int(slot>>rowBits) >= len(rows) {
 				rows = *h.vecs.dir.Load() // the arena grew during the scan
 			}

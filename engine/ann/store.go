@@ -82,8 +82,9 @@ func (a *arena) bytes() int64 {
 // which needs every operation pinned in epoch R or earlier to have unpinned. Searches never
 // block: pinning is two atomic adds.
 type reclaimer struct {
-	epoch  atomic.Uint64
-	active [2]atomic.Int64
+	epoch   atomic.Uint64
+	active  [2]atomic.Int64
+	pending atomic.Int64 // retired slots not yet handed back
 
 	mu      sync.Mutex
 	retired []retiredSlot // guarded by mu
@@ -112,6 +113,7 @@ func (r *reclaimer) unpin(e uint64) { r.active[e&1].Add(-1) }
 func (r *reclaimer) retire(slot uint32) {
 	r.mu.Lock()
 	r.retired = append(r.retired, retiredSlot{slot, r.epoch.Load()})
+	r.pending.Add(1)
 	r.mu.Unlock()
 }
 
@@ -138,6 +140,7 @@ func (r *reclaimer) collect(a *arena) {
 		}
 	}
 	r.retired = keep
+	r.pending.Add(-int64(len(done)))
 	r.mu.Unlock()
 	if len(done) > 0 {
 		a.release(done)
