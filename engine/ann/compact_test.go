@@ -22,7 +22,9 @@ type churn struct {
 	live  []uint32 // after the last wave
 }
 
-func planChurn(vecs [][]float32, n, waves int, share float64, seed uint64) *churn {
+// planChurn plans waves that each delete share of the live ids, at random or (oldest) the
+// longest-stored first.
+func planChurn(vecs [][]float32, n, waves int, share float64, oldest bool, seed uint64) *churn {
 	c := &churn{vecs: vecs, n: n}
 	rng := rand.New(rand.NewPCG(seed, 77))
 	live := make([]uint32, n)
@@ -31,7 +33,9 @@ func planChurn(vecs [][]float32, n, waves int, share float64, seed uint64) *chur
 	}
 	next := n
 	for range waves {
-		rng.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
+		if !oldest {
+			rng.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
+		}
 		k := int(share * float64(len(live)))
 		del := slices.Clone(live[:k])
 		live = live[k:]
@@ -119,7 +123,7 @@ func TestCompactChurnRecall(t *testing.T) {
 	all := rows(flat, dim)
 	vecs, queries := all[:n+extra], all[n+extra:]
 
-	c := planChurn(vecs, n, waves, share, 1)
+	c := planChurn(vecs, n, waves, share, false, 1)
 	cfg := HNSWConfig{CompactAt: -1}
 	keep := NewHNSW(dim, Cosine, cfg)    // tombstones only
 	compact := NewHNSW(dim, Cosine, cfg) // Compact after every wave
