@@ -50,6 +50,7 @@ func run(args []string) int {
 		index     = fs.String("index", "hnsw", "ANN index: hnsw (items come and go all day), ivf (fastest for 1000+ candidates), flat (exact) or none")
 		metric    = fs.String("metric", "cosine", "similarity: cosine or dot")
 		efSearch  = fs.Int("ef-search", 0, "HNSW search beam width (default 100; never below the candidates asked)")
+		compactAt = fs.Float64("hnsw-compact-at", 0, "share of HNSW nodes that may be tombstones (deleted items) before the graph is repaired in place (default 0.25; negative: never)")
 		annCands  = fs.Int("ann-candidates", 500, "candidates retrieved from the ANN index per request")
 		popCands  = fs.Int("popular-candidates", 50, "popular items added to each personalised request")
 		affAttr   = fs.String("affinity-attribute", "category", "item attribute whose values measure the session's interest (affinity_score, and popular items of those values as candidates); \"-\" for none")
@@ -98,6 +99,7 @@ func run(args []string) int {
 		cfg.WasmCacheDir = filepath.Join(*dataDir, "wasm-cache")
 	}
 	cfg.HNSW.EfSearch = *efSearch
+	cfg.HNSW.CompactAt = *compactAt
 	cfg.Retrieval.ANN, cfg.Retrieval.Popular = *annCands, *popCands
 	cfg.AffinityAttribute = *affAttr
 	dcfg := demo.DefaultConfig()

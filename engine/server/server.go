@@ -20,6 +20,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/podium-rank/podium/engine"
+	"github.com/podium-rank/podium/engine/ann"
 	"github.com/podium-rank/podium/engine/catalog"
 	"github.com/podium-rank/podium/engine/events"
 	"github.com/podium-rank/podium/engine/pipeline"
@@ -539,6 +540,13 @@ func (s *Server) metrics(ctx *fasthttp.RequestCtx) {
 	b = append(b, "\n# TYPE podium_catalog_items gauge\npodium_catalog_items "...)
 	b = strconv.AppendInt(b, int64(s.e.Catalog().LiveItems()), 10)
 	b = append(b, '\n')
+	if idx, ok := s.e.Index().(interface{ Stats() ann.Stats }); ok {
+		st := idx.Stats()
+		b = fmt.Appendf(b, "# TYPE podium_ann_items gauge\npodium_ann_items{state=\"live\"} %d\npodium_ann_items{state=\"deleted\"} %d\n", st.Live, st.Deleted)
+		b = fmt.Appendf(b, "# TYPE podium_ann_bytes gauge\npodium_ann_bytes %d\n", st.Bytes)
+		b = fmt.Appendf(b, "# TYPE podium_ann_compactions_total counter\npodium_ann_compactions_total %d\n", st.Compactions)
+		b = fmt.Appendf(b, "# TYPE podium_ann_reclaimed_total counter\npodium_ann_reclaimed_total %d\n", st.Reclaimed)
+	}
 	if g := s.e.Events(); g != nil {
 		m := g.Metrics(time.Now())
 		b = append(b, "# TYPE podium_events_total counter\n"...)

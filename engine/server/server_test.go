@@ -280,6 +280,11 @@ func TestBulkUpsertAndDelete(t *testing.T) {
 	if code, _ := do(t, "DELETE", url+"/v1/items/new1", ""); code != 404 {
 		t.Fatalf("second delete: %d", code)
 	}
+	// The HNSW index keeps the deleted item as a tombstone until a compaction; /metrics says so.
+	if code, b := do(t, "GET", url+"/metrics", ""); code != 200 || !bytes.Contains(b, []byte("podium_ann_items{state=\"deleted\"} 1\n")) ||
+		!bytes.Contains(b, []byte("podium_ann_compactions_total 0\n")) {
+		t.Fatalf("metrics after a delete: %d %s", code, b)
+	}
 }
 
 func TestLargeBulkStreams(t *testing.T) {
