@@ -56,6 +56,30 @@ PODIUM_IMPORT("sigmoid") void podium_sigmoid(float *x, int32_t n);
 static inline uint32_t podium_word(const uint8_t *b, int w) { return ((const uint32_t *)b)[w]; }
 static inline void *podium_at(uint8_t *b, int w) { return b + ((const uint32_t *)b)[w]; }
 
+/* podium_check_header is abi.Header.Check: before trusting an offset, a guest checks the
+ * magic, ABI version, stage kind, block length, candidate bound (2^20) and that every
+ * section is 16-byte aligned and inside the block. It returns 1 when the block is sound. */
+static inline int podium_check_header(const uint8_t *b, uint32_t len, uint32_t kind) {
+  const uint32_t *h = (const uint32_t *)b;
+  if (len < 4 * PODIUM_HEADER_WORDS || h[PODIUM_H_MAGIC] != PODIUM_MAGIC || h[PODIUM_H_ABI] != 1 ||
+      h[PODIUM_H_KIND] != kind || h[PODIUM_H_BLOCK_LEN] > len || h[PODIUM_H_BLOCK_LEN] < 4 * PODIUM_HEADER_WORDS ||
+      h[PODIUM_H_N] > (1u << 20))
+    return 0;
+  uint64_t n = h[PODIUM_H_N], end = h[PODIUM_H_BLOCK_LEN];
+  uint64_t sid = h[PODIUM_H_FLAGS] & 1 ? n + 1 : 0;
+  const struct { uint8_t word; uint64_t size; } s[] = {
+      {PODIUM_H_IDS, 4 * n}, {PODIUM_H_SCORE, 4 * n}, {PODIUM_H_FEAT, 4 * n * h[PODIUM_H_NFEAT]},
+      {PODIUM_H_EMB, 4 * n * h[PODIUM_H_DIM]}, {PODIUM_H_QEMB, 4ull * h[PODIUM_H_QDIM]},
+      {PODIUM_H_ATTR, 4 * n * h[PODIUM_H_NATTR]}, {PODIUM_H_CTX, 32ull * h[PODIUM_H_NCTX]}, {PODIUM_H_CTX_STR, 0},
+      {PODIUM_H_SID, 4 * sid}, {PODIUM_H_SID_DATA, 0}, {PODIUM_H_OUT_SCORE, 4 * n}, {PODIUM_H_OUT_KEEP, n},
+      {PODIUM_H_OUT_PIN, 4 * n}, {PODIUM_H_OUT_ORDER, 4 * n}};
+  for (uint32_t i = 0; i < sizeof s / sizeof s[0]; i++) {
+    uint64_t off = h[s[i].word];
+    if (off % 16 || off < 4 * PODIUM_HEADER_WORDS || off + s[i].size > end) return 0;
+  }
+  return 1;
+}
+
 /*
  * PODIUM_DEFINE_BUFFER defines podium_abi_version and podium_buffer. The buffer is taken from
  * fresh pages at the end of linear memory (memory.grow), so it is page-aligned and costs

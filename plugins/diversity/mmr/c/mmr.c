@@ -379,31 +379,9 @@ static int round_robin_order(const float *scores, const int32_t *codes, uint32_t
   return 1;
 }
 
-/* check_header is abi.Header.Check: a guest checks the header before trusting an offset. */
-static int check_header(const uint8_t *b, uint32_t len) {
-  const uint32_t *h = (const uint32_t *)b;
-  if (len < 4 * PODIUM_HEADER_WORDS || h[PODIUM_H_MAGIC] != PODIUM_MAGIC || h[PODIUM_H_ABI] != 1 ||
-      h[PODIUM_H_KIND] != PODIUM_KIND_DIVERSITY || h[PODIUM_H_BLOCK_LEN] > len ||
-      h[PODIUM_H_BLOCK_LEN] < 4 * PODIUM_HEADER_WORDS || h[PODIUM_H_N] > (1u << 20))
-    return 0;
-  uint64_t n = h[PODIUM_H_N], end = h[PODIUM_H_BLOCK_LEN];
-  uint64_t sid = h[PODIUM_H_FLAGS] & 1 ? n + 1 : 0;
-  const struct { uint8_t word; uint64_t size; } s[] = {
-      {PODIUM_H_IDS, 4 * n}, {PODIUM_H_SCORE, 4 * n}, {PODIUM_H_FEAT, 4 * n * h[PODIUM_H_NFEAT]},
-      {PODIUM_H_EMB, 4 * n * h[PODIUM_H_DIM]}, {PODIUM_H_QEMB, 4ull * h[PODIUM_H_QDIM]},
-      {PODIUM_H_ATTR, 4 * n * h[PODIUM_H_NATTR]}, {PODIUM_H_CTX, 32ull * h[PODIUM_H_NCTX]}, {PODIUM_H_CTX_STR, 0},
-      {PODIUM_H_SID, 4 * sid}, {PODIUM_H_SID_DATA, 0}, {PODIUM_H_OUT_SCORE, 4 * n}, {PODIUM_H_OUT_KEEP, n},
-      {PODIUM_H_OUT_PIN, 4 * n}, {PODIUM_H_OUT_ORDER, 4 * n}};
-  for (uint32_t i = 0; i < sizeof s / sizeof s[0]; i++) {
-    uint64_t off = h[s[i].word];
-    if (off % 16 || off < 4 * PODIUM_HEADER_WORDS || off + s[i].size > end) return 0;
-  }
-  return 1;
-}
-
 /* podium_call writes the top min(k, n) order (mmr.Diversifier.Order). */
 PODIUM_EXPORT("podium_call") int32_t podium_call(uint8_t *b, int32_t len) {
-  if (!check_header(b, (uint32_t)len)) return 11;
+  if (!podium_check_header(b, (uint32_t)len, PODIUM_KIND_DIVERSITY)) return 11;
   uint32_t n = podium_word(b, PODIUM_H_N), k = podium_word(b, PODIUM_H_K), dim = podium_word(b, PODIUM_H_DIM);
   ((uint32_t *)b)[PODIUM_H_OUT_ORDER_LEN] = 0;
   if (n > 0 && podium_word(b, PODIUM_H_NATTR) != nattr) {

@@ -74,6 +74,7 @@ PODIUM_EXPORT("podium_init") int32_t podium_init(const char *params, int32_t len
 static float expf_(float x); /* below */
 
 PODIUM_EXPORT("podium_call") int32_t podium_call(uint8_t *b, int32_t len) {
+  if (!podium_check_header(b, (uint32_t)len, PODIUM_KIND_RANK)) return 11;
   uint32_t n = podium_word(b, PODIUM_H_N);
   if (podium_word(b, PODIUM_H_NFEAT) != nfeat) return 1;
   const float *f = podium_at(b, PODIUM_H_FEAT);
