@@ -56,6 +56,13 @@ PODIUM_IMPORT("sigmoid") void podium_sigmoid(float *x, int32_t n);
 static inline uint32_t podium_word(const uint8_t *b, int w) { return ((const uint32_t *)b)[w]; }
 static inline void *podium_at(uint8_t *b, int w) { return b + ((const uint32_t *)b)[w]; }
 
+/* podium_grow takes bytes of fresh linear memory (memory.grow, whole pages) for a guest's
+ * scratch, 64 KiB aligned, and returns it, or 0 when the host's memory limit refuses. */
+static inline uint8_t *podium_grow(uint64_t bytes) {
+  int32_t old = __builtin_wasm_memory_grow(0, (uint32_t)((bytes + 65535) / 65536));
+  return old < 0 ? (uint8_t *)0 : (uint8_t *)((uintptr_t)old * 65536u);
+}
+
 /* podium_check_header is abi.Header.Check: before trusting an offset, a guest checks the
  * magic, ABI version, stage kind, block length, candidate bound (2^20) and that every
  * section is 16-byte aligned and inside the block. It returns 1 when the block is sound. */
@@ -94,11 +101,9 @@ static inline int podium_check_header(const uint8_t *b, uint32_t len, uint32_t k
   PODIUM_EXPORT("podium_buffer") uint8_t *podium_buffer(int32_t size) {               \
     if (size < 0) return 0;                                                           \
     if ((uint32_t)size <= podium_cap_) return podium_buf_;                            \
-    uint32_t pages = ((uint32_t)size + 65535u) / 65536u;                              \
-    int32_t old = __builtin_wasm_memory_grow(0, pages);                               \
-    if (old < 0) return 0;                                                            \
-    podium_buf_ = (uint8_t *)((uintptr_t)old * 65536u);                               \
-    podium_cap_ = pages * 65536u;                                                     \
+    uint8_t *b = podium_grow((uint32_t)size);                                         \
+    if (!b) return 0;                                                                 \
+    podium_buf_ = b, podium_cap_ = ((uint32_t)size + 65535u) / 65536u * 65536u;       \
     return podium_buf_;                                                               \
   }
 

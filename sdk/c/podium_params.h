@@ -271,4 +271,39 @@ static void pjx_flush(int level) {
   pjx_linelen = 0;
 }
 
+/* pjx_names reads the SDK's features or attributes param (a list of strings, or null for
+ * none) into dst, at most max names; a null entry reads as the empty name. It returns 0 when
+ * the value is not such a list or holds more than max names. */
+static int pjx_names(const char *v, const char *end, pjx_str *dst, uint32_t *n, uint32_t max) {
+  *n = 0;
+  if (!v || pjx_type(v) == PJX_NULL) return 1;
+  if (pjx_type(v) != PJX_ARR) return 0;
+  pj_iter it = pj_iter_array(v, end);
+  while (pj_next(&it)) {
+    if (*n == max) return 0;
+    dst[*n] = (pjx_str){0, 0};
+    if (pjx_type(it.value) != PJX_NULL && !pjx_string(it.value, end, &dst[*n])) return 0;
+    ++*n;
+  }
+  return 1;
+}
+
+/* pjx_sdk_params is the Go SDK's own check of params before a plugin decodes them: an
+ * object whose "features" and "attributes" are lists of names (pjx_names, at most max each).
+ * It returns where the object starts, or 0 with *err set. */
+static const char *pjx_sdk_params(const char *params, const char *end, pjx_str *feats, uint32_t *nfeat,
+                                  pjx_str *attrs, uint32_t *nattr, uint32_t max, const char **err) {
+  const char *p = pj_ws(params, end);
+  if (p >= end || *p != '{') return *err = "params must be a JSON object", (const char *)0;
+  const char *fv = 0, *av = 0;
+  pj_iter it = pj_iter_object(p, end);
+  while (pj_next(&it)) {
+    if (pjx_key(&it, "features")) fv = it.value;
+    else if (pjx_key(&it, "attributes")) av = it.value;
+  }
+  if (!pjx_names(fv, end, feats, nfeat, max) || !pjx_names(av, end, attrs, nattr, max))
+    return *err = "features and attributes must be lists of names", (const char *)0;
+  return p;
+}
+
 #endif

@@ -18,6 +18,7 @@
 #include "podium.h"
 #include "podium_json.h"
 #include "podium_params.h"
+#include "podium_sort.h"
 
 #pragma STDC FP_CONTRACT OFF
 
@@ -42,43 +43,21 @@ static int32_t fail(const char *msg) {
   return ERR_PARAMS;
 }
 
-/* names reads the host's features or attributes list (a list of strings or null). */
-static int names(const char *v, const char *end, pjx_str *dst, uint32_t *n) {
-  *n = 0;
-  if (!v || pjx_type(v) == PJX_NULL) return 1;
-  if (pjx_type(v) != PJX_ARR) return 0;
-  pj_iter it = pj_iter_array(v, end);
-  while (pj_next(&it)) {
-    if (*n == MAX_COLS) return 0;
-    dst[*n] = (pjx_str){0, 0};
-    if (pjx_type(it.value) != PJX_NULL && !pjx_string(it.value, end, &dst[*n])) return 0;
-    ++*n;
-  }
-  return 1;
-}
-
 /* podium_init is the SDK's params check, then mmr.DecodeParams (strict) and NewFromParams. */
 PODIUM_EXPORT("podium_init") int32_t podium_init(const char *params, int32_t len) {
   static pjx_str feats[MAX_COLS], attrs[MAX_COLS];
   const char *end = params + len;
-  const char *p = pj_ws(params, end);
   uint32_t nfeat;
+  const char *err;
   pjx_used = 0;
-  if (p >= end || *p != '{') return fail("params must be a JSON object"), ERR_SDK;
-  const char *fv = 0, *av = 0;
-  pj_iter it = pj_iter_object(p, end);
-  while (pj_next(&it)) {
-    if (pjx_key(&it, "features")) fv = it.value;
-    else if (pjx_key(&it, "attributes")) av = it.value;
-  }
-  if (!names(fv, end, feats, &nfeat) || !names(av, end, attrs, &nattr))
-    return fail("features and attributes must be lists of names"), ERR_SDK;
+  const char *p = pjx_sdk_params(params, end, feats, &nfeat, attrs, &nattr, MAX_COLS, &err);
+  if (!p) return fail(err), ERR_SDK;
 
   pjx_str mode = {0, 0}, attribute = {0, 0};
   int has_lambda = 0;
   float lam = 0;
   pool = 0, max_per_value = 0;
-  it = pj_iter_object(p, end);
+  pj_iter it = pj_iter_object(p, end);
   while (pj_next(&it)) {
     const char *v = it.value;
     int t = pjx_type(v);
@@ -136,9 +115,8 @@ static int grow(uint32_t p, uint32_t dim, uint32_t n) {
   uint32_t size = 1;
   while (size < 2 * p) size <<= 1;
   uint64_t bytes = 4ull * p * dim + 4ull * p * 10 + 4ull * (p + 1) + 8ull * size + 4ull * n + p + 64;
-  int32_t old = __builtin_wasm_memory_grow(0, (uint32_t)((bytes + 65535) / 65536));
-  if (old < 0) return 0;
-  uint8_t *at = (uint8_t *)((uintptr_t)old * 65536u);
+  uint8_t *at = podium_grow(bytes);
+  if (!at) return 0;
   emb = (float *)at, at += 4ull * p * dim; /* first: 16-byte aligned */
   inv = (float *)at, at += 4 * p;
   rel = (float *)at, at += 4 * p;
@@ -330,31 +308,13 @@ static void mmr(uint32_t np, uint32_t dim, int32_t *order, uint32_t m) {
   }
 }
 
-/* sort_u64 is a heapsort (round-robin's score order: the comparison is a total order, so any
- * correct sort gives slices.SortFunc's result). */
-static void sift(uint64_t *a, uint32_t i, uint32_t n) {
-  for (;;) {
-    uint32_t c = 2 * i + 1;
-    if (c >= n) return;
-    if (c + 1 < n && a[c + 1] > a[c]) c++;
-    if (a[i] >= a[c]) return;
-    uint64_t t = a[i];
-    a[i] = a[c], a[c] = t, i = c;
-  }
-}
-
 /* round_robin_order is mmr.roundRobinOrder over all n candidates. */
 static int round_robin_order(const float *scores, const int32_t *codes, uint32_t n, int32_t *order, uint32_t m) {
   /* The score order, best first, ties to the lower index: ascending (~key, index). The
    * 64-bit keys live in the embedding matrix's place (round-robin reads no embeddings). */
   uint64_t *k64 = (uint64_t *)(void *)emb;
   for (uint32_t i = 0; i < n; i++) k64[i] = (uint64_t)(~sort_key(scores[i])) << 32 | i;
-  for (uint32_t i = n / 2; i-- > 0;) sift(k64, i, n);
-  for (uint32_t e = n; e > 1; e--) {
-    uint64_t t = k64[0];
-    k64[0] = k64[e - 1], k64[e - 1] = t;
-    sift(k64, 0, e - 1);
-  }
+  podium_sort_u64(k64, n); /* a total order, so any correct sort gives slices.SortFunc's result */
   for (uint32_t i = 0; i < n; i++) cand[i] = (int32_t)(uint32_t)k64[i];
   int32_t ng = groups(codes, cand, n, 1);
   int32_t rounds = max_per_value > 0 ? (int32_t)(uint32_t)max_per_value : (int32_t)n; /* Go's int32() */

@@ -12,6 +12,7 @@
 #include "podium.h"
 #include "podium_json.h"
 #include "podium_params.h"
+#include "podium_sort.h"
 
 #pragma STDC FP_CONTRACT OFF /* score·mul + add rounds twice, as in Go */
 
@@ -71,46 +72,7 @@ static int32_t index_of(const pjx_str *list, uint32_t n, pjx_str s) {
   return -1;
 }
 
-/* sort_u64 is a heapsort, for the codes and pins compiled at init. */
-static void sift(uint64_t *a, uint32_t i, uint32_t n) {
-  for (;;) {
-    uint32_t c = 2 * i + 1;
-    if (c >= n) return;
-    if (c + 1 < n && a[c + 1] > a[c]) c++;
-    if (a[i] >= a[c]) return;
-    uint64_t t = a[i];
-    a[i] = a[c], a[c] = t, i = c;
-  }
-}
-
-static void sort_u64(uint64_t *a, uint32_t n) {
-  for (uint32_t i = n / 2; i-- > 0;) sift(a, i, n);
-  for (uint32_t e = n; e > 1; e--) {
-    uint64_t t = a[0];
-    a[0] = a[e - 1], a[e - 1] = t;
-    sift(a, 0, e - 1);
-  }
-}
-
-static void sift32(int32_t *a, uint32_t i, uint32_t n) {
-  for (;;) {
-    uint32_t c = 2 * i + 1;
-    if (c >= n) return;
-    if (c + 1 < n && a[c + 1] > a[c]) c++;
-    if (a[i] >= a[c]) return;
-    int32_t t = a[i];
-    a[i] = a[c], a[c] = t, i = c;
-  }
-}
-
-static void sort_i32(int32_t *a, uint32_t n) {
-  for (uint32_t i = n / 2; i-- > 0;) sift32(a, i, n);
-  for (uint32_t e = n; e > 1; e--) {
-    int32_t t = a[0];
-    a[0] = a[e - 1], a[e - 1] = t;
-    sift32(a, 0, e - 1);
-  }
-}
+/* Codes and pins compiled at init are sorted with podium_sort_i32 and podium_sort_u64. */
 
 /* ---- params ---- */
 
@@ -260,7 +222,7 @@ static int compile_condition(const condition *d, cond *k, const char **err) {
     }
   }
   if (!nvalues && !k->missing) return *err = "an attribute has no value, values or \"missing\": true", 0;
-  sort_i32(codes, n);
+  podium_sort_i32(codes, n);
   uint32_t m = 0;
   for (uint32_t i = 0; i < n; i++)
     if (m == 0 || codes[i] != codes[m - 1]) codes[m++] = codes[i];
@@ -279,47 +241,24 @@ static int compile_condition(const condition *d, cond *k, const char **err) {
   return 1;
 }
 
-/* names reads the host's features or attributes list (a list of strings or null). */
-static int names(const char *v, const char *end, pjx_str *dst, uint32_t *n) {
-  *n = 0;
-  if (!v || pjx_type(v) == PJX_NULL) return 1;
-  if (pjx_type(v) != PJX_ARR) return 0;
-  pj_iter it = pj_iter_array(v, end);
-  while (pj_next(&it)) {
-    if (*n == MAX_COLS) return 0;
-    dst[*n] = (pjx_str){0, 0};
-    if (pjx_type(it.value) != PJX_NULL && !pjx_string(it.value, end, &dst[*n])) return 0;
-    ++*n;
-  }
-  return 1;
-}
-
 /* A pin as decoded: the key (an id) and its position; a later equal key replaces it. */
 static pjx_str pin_ids[MAX_PINS];
 static int64_t pin_pos[MAX_PINS];
 
 PODIUM_EXPORT("podium_init") int32_t podium_init(const char *params, int32_t len) {
   const char *end = params + len;
-  const char *p = pj_ws(params, end);
   pjx_used = 0, ndrop = nadj = npins = ncodes_used = nbits_used = 0;
   cap_col = -1, cap_drop = 0;
   for (uint32_t i = 0; i < BITMAP_WORDS; i++) bits_arena[i] = 0;
-  /* The SDK's own decode: the params are an object whose features and attributes are lists
-   * of strings (else it returns 1). */
-  if (p >= end || *p != '{') return fail(0, "params must be a JSON object"), ERR_SDK;
-  const char *feats = 0, *attrs = 0;
-  pj_iter it = pj_iter_object(p, end);
-  while (pj_next(&it)) {
-    if (pjx_key(&it, "features")) feats = it.value;
-    else if (pjx_key(&it, "attributes")) attrs = it.value;
-  }
-  if (!names(feats, end, features, &nfeat) || !names(attrs, end, attributes, &nattr))
-    return fail(0, "features and attributes must be lists of names"), ERR_SDK;
+  /* The SDK's own decode first (else it returns 1). */
+  const char *err;
+  const char *p = pjx_sdk_params(params, end, features, &nfeat, attributes, &nattr, MAX_COLS, &err);
+  if (!p) return fail(0, err), ERR_SDK;
 
   /* merch.DecodeParams: strict, then compile, in the order merch compiles. */
   const char *drop_v = 0, *boost_v = 0, *bury_v = 0, *cap_v = 0;
   uint32_t npin = 0;
-  it = pj_iter_object(p, end);
+  pj_iter it = pj_iter_object(p, end);
   while (pj_next(&it)) {
     const char *v = it.value;
     int t = pjx_type(v);
@@ -358,7 +297,7 @@ PODIUM_EXPORT("podium_init") int32_t podium_init(const char *params, int32_t len
 
   /* Decode everything first (a decode error wins over a compile error, as in Go). */
   condition c;
-  const char *err = 0;
+  err = 0;
   int drop_one = drop_v && pjx_type(drop_v) == PJX_OBJ;
   if (drop_v && !drop_one && pjx_type(drop_v) != PJX_ARR) return fail("drop_if", "must be a condition or a list of them");
   const char *lists[3] = {drop_v, boost_v, bury_v};
@@ -426,7 +365,7 @@ PODIUM_EXPORT("podium_init") int32_t podium_init(const char *params, int32_t len
     int64_t pos = pin_pos[j] > 2147483647 ? 2147483647 : pin_pos[j];
     pins[npins++] = (uint64_t)(uint32_t)dense << 32 | (uint64_t)pos;
   }
-  sort_u64(pins, npins);
+  podium_sort_u64(pins, npins);
   uint32_t m = 0; /* two ids resolving to one dense id: keep the first position */
   for (uint32_t j = 0; j < npins; j++)
     if (m == 0 || pins[j] >> 32 != pins[m - 1] >> 32) pins[m++] = pins[j];
@@ -491,9 +430,8 @@ static int grow(uint32_t n, uint32_t cnt_len) {
   if (cnt_len < size) cnt_len = size;
   if (cnt_len < sc_cnt_len) cnt_len = sc_cnt_len;
   uint64_t bytes = 4ull * size + 4ull * n * 3 + 4ull * cnt_len * 2 + 4ull * (n + 1) + n + 64;
-  int32_t old = __builtin_wasm_memory_grow(0, (uint32_t)((bytes + 65535) / 65536));
-  if (old < 0) return 0;
-  uint8_t *at = (uint8_t *)((uintptr_t)old * 65536u);
+  uint8_t *at = podium_grow(bytes);
+  if (!at) return 0;
   sc_slots = (int32_t *)at, at += 4 * size;
   sc_used = (int32_t *)at, at += 4 * n;
   sc_over = (int32_t *)at, at += 4 * n;
