@@ -163,7 +163,7 @@ func (e *Engine) Rank(req *RankRequest) (*Ranking, error) {
 			r.seed[0] = r.sig.ContextItem
 			seeds = r.seed[:]
 		}
-		r.cov = st.SessionCoVisitedFrom(pr.UserID, pr.SessionID, seeds, now, e.cfg.CoVisitCandidates, r.cov[:0])
+		r.cov = st.SessionCoVisited(pr.UserID, pr.SessionID, seeds, now, e.cfg.CoVisitCandidates, r.cov[:0])
 		if len(r.cov) > 0 && r.cov[0].Score > 0 {
 			top := r.cov[0].Score
 			for _, c := range r.cov {

@@ -36,15 +36,15 @@ func TestReadPathAllocatesNothing(t *testing.T) {
 	rid := []byte("req-1")
 	names := []string{"popularity", "item_clicks_1h", "nope", "item_ctr_24h"}
 	cases := map[string]func(){
-		"SessionVector":        func() { vec = st.SessionVector("u1", "s1", now, vec) },
-		"AppendExcluded":       func() { ex = st.AppendExcluded("u1", "s1", now, ex[:0]) },
-		"Gather":               func() { feats = st.Gather(ids, cols, now, feats) },
-		"GatherUser":           func() { ufeats = st.GatherUser("u1", "s1", ucols, now, ufeats) },
-		"SessionCoVisited":     func() { cv = st.SessionCoVisited("u1", "s1", now, 20, cv[:0]) },
-		"SessionCoVisitedFrom": func() { cv = st.SessionCoVisitedFrom("u1", "s1", seeds, now, 20, cv[:0]) },
-		"SessionItems":         func() { si = st.SessionItems("u1", "s1", now, 10, si[:0]) },
-		"RecordServed":         func() { st.RecordServed(rid, "A", "u1", "", ids[:20], now) },
-		"GatherAll":            func() { feats = st.GatherAll(ids, names, now, feats) },
+		"SessionVector":          func() { vec = st.SessionVector("u1", "s1", now, vec) },
+		"AppendExcluded":         func() { ex = st.AppendExcluded("u1", "s1", now, ex[:0]) },
+		"Gather":                 func() { feats = st.Gather(ids, cols, now, feats) },
+		"GatherUser":             func() { ufeats = st.GatherUser("u1", "s1", ucols, now, ufeats) },
+		"SessionCoVisited":       func() { cv = st.SessionCoVisited("u1", "s1", nil, now, 20, cv[:0]) },
+		"SessionCoVisitedSeeded": func() { cv = st.SessionCoVisited("u1", "s1", seeds, now, 20, cv[:0]) },
+		"SessionItems":           func() { si = st.SessionItems("u1", "s1", now, 10, si[:0]) },
+		"RecordServed":           func() { st.RecordServed(rid, "A", "u1", "", ids[:20], now) },
+		"GatherAll":              func() { feats = st.GatherAll(ids, names, now, feats) },
 	}
 	for name, f := range cases {
 		f() // grow buffers

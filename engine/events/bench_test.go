@@ -263,7 +263,7 @@ func BenchmarkReads(b *testing.B) {
 	b.Run("SessionCoVisited100", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := range b.N {
-			cv = st.SessionCoVisited(users[i%1000], "", now, 100, cv[:0])
+			cv = st.SessionCoVisited(users[i%1000], "", nil, now, 100, cv[:0])
 		}
 	})
 	ids := make([]uint32, 20)

@@ -371,7 +371,7 @@ func TestHammer(t *testing.T) {
 				vec = st.SessionVector(user, "s1", now, vec)
 				ex = st.AppendExcluded(user, "s0", now, ex[:0])
 				feats = st.Gather(ids, cols, now, feats)
-				cv = st.SessionCoVisited(user, "s2", now, 10, cv[:0])
+				cv = st.SessionCoVisited(user, "s2", nil, now, 10, cv[:0])
 				_ = st.GatherUser(user, "", []int{0, 3}, now, nil)
 				st.RecordServed([]byte(fmt.Sprintf("r%d", i%rounds)), fmt.Sprintf("v%d", r), user, "", ids[:3], now)
 				_ = st.VariantCTR(now)

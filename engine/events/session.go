@@ -339,16 +339,11 @@ func (s *State) SessionVector(userID, sessionID string, now time.Time, dst []flo
 // SessionCoVisited appends to dst the top n items co-visited with this user's and
 // session's recent items (up to 2·CoVisitLookback of them, weighted by recency with
 // SessionHalfLife), best first, leaving out the recent items themselves. It is the
-// candidate source of a "covisit" retriever (pipeline.SourceCoVisit). Goroutine-safe.
-func (s *State) SessionCoVisited(userID, sessionID string, now time.Time, n int, dst []Scored) []Scored {
-	return s.SessionCoVisitedFrom(userID, sessionID, nil, now, n, dst)
-}
-
-// SessionCoVisitedFrom is SessionCoVisited with seeds (the item a page shows, say) taken
-// as interactions of weight 1 made just now, ahead of the session's own. The seeds are
-// left out of the result like the recent items. An anonymous request with only a context
-// item gets that item's co-visited neighbours this way. Goroutine-safe.
-func (s *State) SessionCoVisitedFrom(userID, sessionID string, seeds []uint32, now time.Time, n int, dst []Scored) []Scored {
+// candidate source of a "covisit" retriever (pipeline.SourceCoVisit). Seeds (the item a
+// page shows, say) count as interactions of weight 1 made just now, ahead of the session's
+// own, and are left out of the result too: an anonymous request with only a context item
+// gets that item's co-visited neighbours this way. Goroutine-safe.
+func (s *State) SessionCoVisited(userID, sessionID string, seeds []uint32, now time.Time, n int, dst []Scored) []Scored {
 	sc := s.getScratch()
 	sc.ids, sc.ws = sc.ids[:0], sc.ws[:0]
 	for _, id := range seeds {
@@ -410,7 +405,7 @@ func (s *State) SessionItems(userID, sessionID string, now time.Time, n int, dst
 	sc := s.getScratch()
 	sc.inter = s.Recent(userID, sessionID, sc.inter[:0])
 	start := len(dst)
-	anchor := now.UnixNano() // relative to the newest interaction, as in SessionCoVisitedFrom
+	anchor := now.UnixNano() // relative to the newest interaction, as in SessionCoVisited
 	if len(sc.inter) > 0 {
 		anchor = min(anchor, sc.inter[0].TS)
 	}

@@ -224,10 +224,10 @@ func TestCoVisitation(t *testing.T) {
 	eq(t, len(st.CoVisited([]uint32{i1, i3}, 10, nil)), 1, "neighbours of {i1,i3}")
 	// For a session: s5 viewed i1 just now, so covisit candidates are i3 and i2.
 	ingest(t, g, 2*time.Hour, ev("view", "", "s5", "i1", 2*time.Hour))
-	sess := st.SessionCoVisited("", "s5", t0.Add(2*time.Hour), 1, nil)
+	sess := st.SessionCoVisited("", "s5", nil, t0.Add(2*time.Hour), 1, nil)
 	eq(t, sess, []Scored{{i3, 1}}, "session covisit top 1")
 	// A context item seeds co-visitation for a request with no session at all.
-	seeded := st.SessionCoVisitedFrom("", "", []uint32{i3}, t0.Add(2*time.Hour), 10, nil)
+	seeded := st.SessionCoVisited("", "", []uint32{i3}, t0.Add(2*time.Hour), 10, nil)
 	eq(t, len(seeded) > 0 && seeded[0].ID == i1, true, "neighbours of the context item i3: %v", seeded)
 	for _, s := range seeded {
 		truth(t, s.ID != i3, "the seed came back: %v", seeded)
@@ -436,7 +436,7 @@ func TestOldHistoryKeepsFiniteScores(t *testing.T) {
 		ev("view", "u1", "old", "i1", 0), ev("view", "u1", "old", "i2", time.Minute),
 		ev("view", "u2", "x", "i1", 0), ev("view", "u2", "x", "i3", time.Minute))
 	later := t0.Add(5 * 24 * time.Hour)
-	cv := st.SessionCoVisited("u1", "new", later, 10, nil)
+	cv := st.SessionCoVisited("u1", "new", nil, later, 10, nil)
 	truth(t, len(cv) > 0 && cv[0].ID == dense(t, cat, "i3"), "neighbours of last week's items: %v", cv)
 	items := st.SessionItems("u1", "new", later, 10, nil)
 	eq(t, len(items), 2, "last week's items (%v)", items)

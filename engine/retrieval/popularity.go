@@ -101,15 +101,11 @@ func (p *Popularity) Refresh(force bool) bool {
 	return true
 }
 
-// Top calls add for the most popular items that f allows, best first, until add returns
-// false or the items run out. The score passed is the item's popularity divided by the
+// Top calls add for the most popular items that f allows, best first, looking at no more
+// than the scan most popular (0: all of them), until add returns false or the items run
+// out. The score passed is the item's popularity divided by the
 // highest one (1 for the most popular item).
-func (p *Popularity) Top(f ann.Filter, add func(id uint32, score float32) bool) {
-	p.TopScan(f, 0, add)
-}
-
-// TopScan is Top looking at no more than the scan most popular items (0: all of them).
-func (p *Popularity) TopScan(f ann.Filter, scan int, add func(id uint32, score float32) bool) {
+func (p *Popularity) Top(f ann.Filter, scan int, add func(id uint32, score float32) bool) {
 	s := p.snap.Load()
 	inv := float32(1)
 	if s.max > 0 {

@@ -43,7 +43,7 @@ func TestPopularityOrderAndFilter(t *testing.T) {
 	_, _, pop := fixture(t)
 	var got []uint32
 	var scores []float32
-	pop.Top(ann.FilterFunc(func(id uint32) bool { return id%2 == 0 }), func(id uint32, s float32) bool {
+	pop.Top(ann.FilterFunc(func(id uint32) bool { return id%2 == 0 }), 0, func(id uint32, s float32) bool {
 		got = append(got, id)
 		scores = append(scores, s)
 		return len(got) < 3

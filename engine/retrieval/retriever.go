@@ -197,7 +197,7 @@ func (r *Retriever) addPopular(f ann.Filter, scan, want int, q []float32, src pi
 		return
 	}
 	added := 0
-	r.pop.TopScan(f, scan, func(id uint32, pop float32) bool {
+	r.pop.Top(f, scan, func(id uint32, pop float32) bool {
 		if !s.seen.Set(id) {
 			return true
 		}
